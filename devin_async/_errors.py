@@ -1,0 +1,207 @@
+"""The exception tree of devin_async.
+
+::
+
+    DevinError
+    ├── ConfigurationError          bad client settings (also a ValueError)
+    ├── ClientClosedError           the client was used after aclose() (also a RuntimeError)
+    ├── APIConnectionError          no usable response (DNS, refused, reset)
+    │   └── APITimeoutError         per-request timeout
+    ├── APIStatusError              .status_code .body .headers .request_id .method .url
+    │   ├── BadRequestError                 400
+    │   ├── AuthenticationError             401
+    │   ├── PermissionDeniedError           403
+    │   ├── NotFoundError                   404
+    │   ├── ConflictError                   409
+    │   ├── UnprocessableEntityError        422  .errors: parsed `detail` items
+    │   ├── RateLimitError                  429  .retry_after: seconds or None
+    │   └── InternalServerError             5xx
+    ├── ResponseValidationError     2xx body that is not JSON or not the documented shape
+    └── AwaitTimeoutError           the wait's overall deadline passed (also a TimeoutError)
+
+This module is a leaf: it imports nothing from the package, so every other module can
+raise these without an import cycle. No message built here contains the API key: the
+key only ever travels in a request header, and headers of *requests* are never stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, TypedDict, Unpack
+
+import attrs
+
+if TYPE_CHECKING:
+    from ._models import Session
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "AwaitTimeoutError",
+    "BadRequestError",
+    "ClientClosedError",
+    "ConfigurationError",
+    "ConflictError",
+    "DevinError",
+    "InternalServerError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ResponseValidationError",
+    "StatusInfo",
+    "UnprocessableEntityError",
+    "ValidationDetail",
+]
+
+
+class DevinError(Exception):
+    """Base class of every error raised by devin_async."""
+
+
+class ConfigurationError(DevinError, ValueError):
+    """The client was configured with a missing or unsafe setting."""
+
+
+class ClientClosedError(DevinError, RuntimeError):
+    """The client was used after ``aclose()``."""
+
+
+class APIConnectionError(DevinError):
+    """No usable HTTP response arrived (DNS failure, refused or reset connection).
+
+    Attributes:
+        method: HTTP method of the request.
+        url: URL of the request (never contains credentials).
+        request_sent: False only when the connection failed before any byte of the
+            request was written, so the server cannot have acted on it.
+    """
+
+    def __init__(self, message: str, *, method: str, url: str, request_sent: bool) -> None:
+        super().__init__(message)
+        self.method = method
+        self.url = url
+        self.request_sent = request_sent
+
+
+class APITimeoutError(APIConnectionError):
+    """The per-request timeout passed before the response was read."""
+
+
+@attrs.frozen
+class ValidationDetail:
+    """One field error of a 422 response (FastAPI ``detail`` item or RFC 9457 ``errors``)."""
+
+    loc: tuple[str | int, ...]
+    msg: str
+    type: str
+
+
+class StatusInfo(TypedDict):
+    """What every APIStatusError carries besides its message."""
+
+    status_code: int
+    body: object
+    headers: Mapping[str, str]
+    request_id: str | None
+    method: str
+    url: str
+
+
+class APIStatusError(DevinError):
+    """The API answered with a non-2xx status.
+
+    Attributes:
+        status_code: HTTP status.
+        body: the decoded JSON body, or the raw text when it is not JSON.
+        headers: response headers.
+        request_id: the server's request id header, when it sent one.
+        method: HTTP method of the request.
+        url: URL of the request.
+    """
+
+    def __init__(self, message: str, **info: Unpack[StatusInfo]) -> None:
+        super().__init__(message)
+        self.status_code = info["status_code"]
+        self.body = info["body"]
+        self.headers = info["headers"]
+        self.request_id = info["request_id"]
+        self.method = info["method"]
+        self.url = info["url"]
+
+
+class BadRequestError(APIStatusError):
+    """400: the request was refused as malformed (e.g. an unknown ``platform``)."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the API key is missing, invalid or expired."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the key's principal lacks the permission this call needs."""
+
+
+class NotFoundError(APIStatusError):
+    """404: no such session (or organization) for this key."""
+
+
+class ConflictError(APIStatusError):
+    """409: the request conflicts with the resource's current state."""
+
+
+class UnprocessableEntityError(APIStatusError):
+    """422: the request failed validation; ``errors`` holds the parsed field errors."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        errors: tuple[ValidationDetail, ...] = (),
+        **info: Unpack[StatusInfo],
+    ) -> None:
+        super().__init__(message, **info)
+        self.errors = errors
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests; ``retry_after`` is the server's wait in seconds, if given."""
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, **info: Unpack[StatusInfo]
+    ) -> None:
+        super().__init__(message, **info)
+        self.retry_after = retry_after
+
+
+class InternalServerError(APIStatusError):
+    """5xx: the server failed."""
+
+
+class ResponseValidationError(DevinError):
+    """A 2xx body was not JSON, or not the documented shape.
+
+    Attributes:
+        body: the first bytes of the body, decoded leniently, for diagnosis.
+    """
+
+    def __init__(self, message: str, *, body: str) -> None:
+        super().__init__(message)
+        self.body = body
+
+
+class AwaitTimeoutError(DevinError, TimeoutError):
+    """The overall deadline of a wait passed before the session settled.
+
+    Attributes:
+        session: the last session state seen, or None if no poll succeeded.
+        elapsed: seconds spent waiting.
+        polls: number of poll requests made.
+    """
+
+    def __init__(self, message: str, *, session: Session | None, elapsed: float, polls: int):
+        super().__init__(message)
+        self.session = session
+        self.elapsed = elapsed
+        self.polls = polls

@@ -1,0 +1,202 @@
+"""The shapes of the Devin v3 sessions API, as frozen attrs classes.
+
+Models are shape only: every wire concern (open enums, omitting unset request
+fields, strict JSON types) lives in ``_convert``. Field names are the JSON names.
+
+Enum-valued fields are *open*: a value the server adds later arrives as a plain
+``str`` instead of raising, and every member compares equal to its string
+(``SessionStatus.EXIT == "exit"``), so ``session.status == "exit"`` always works.
+
+Source: https://docs.devin.ai/api-reference/v3/sessions/get-organizations-session.md and
+https://docs.devin.ai/sdk/api/DevinApi/interfaces/SessionCreateRequest.md
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "AdvancedMode",
+    "CreateSessionRequest",
+    "DevinMode",
+    "PullRequest",
+    "Session",
+    "SessionCategory",
+    "SessionOrigin",
+    "SessionSecret",
+    "SessionStatus",
+    "StatusDetail",
+]
+
+
+class SessionStatus(StrEnum):
+    """Lifecycle status of a session."""
+
+    NEW = "new"
+    CLAIMED = "claimed"
+    RUNNING = "running"
+    EXIT = "exit"
+    ERROR = "error"
+    SUSPENDED = "suspended"
+    RESUMING = "resuming"
+
+
+class StatusDetail(StrEnum):
+    """What a running session is doing, or why a suspended one stopped."""
+
+    WORKING = "working"
+    WAITING_FOR_USER = "waiting_for_user"
+    WAITING_FOR_APPROVAL = "waiting_for_approval"
+    FINISHED = "finished"
+    INACTIVITY = "inactivity"
+    USER_REQUEST = "user_request"
+    USAGE_LIMIT_EXCEEDED = "usage_limit_exceeded"
+    OUT_OF_CREDITS = "out_of_credits"
+    OUT_OF_QUOTA = "out_of_quota"
+    NO_QUOTA_ALLOCATION = "no_quota_allocation"
+    PAYMENT_DECLINED = "payment_declined"
+    ORG_USAGE_LIMIT_EXCEEDED = "org_usage_limit_exceeded"
+    TOTAL_SESSION_LIMIT_EXCEEDED = "total_session_limit_exceeded"
+    ERROR = "error"
+
+
+class SessionOrigin(StrEnum):
+    """Where a session was started from."""
+
+    WEBAPP = "webapp"
+    SLACK = "slack"
+    TEAMS = "teams"
+    API = "api"
+    LINEAR = "linear"
+    JIRA = "jira"
+    AUTOMATION = "automation"
+    CLI = "cli"
+    DESKTOP = "desktop"
+    OTHER = "other"
+
+
+class SessionCategory(StrEnum):
+    """The use-case category Devin assigned to a session."""
+
+    BUG_FIXING = "bug_fixing"
+    CI_CD_AND_DEVOPS = "ci_cd_and_devops"
+    CODE_QUALITY_AND_SECURITY = "code_quality_and_security"
+    CODE_REVIEW_AND_ANALYSIS = "code_review_and_analysis"
+    DATA_AND_AUTOMATION = "data_and_automation"
+    DOCUMENTATION_AND_CONTENT = "documentation_and_content"
+    FEATURE_DEVELOPMENT = "feature_development"
+    MIGRATIONS_AND_UPGRADES = "migrations_and_upgrades"
+    OTHER = "other"
+    REFACTORING_AND_OPTIMIZATION = "refactoring_and_optimization"
+    RESEARCH_AND_EXPLORATION = "research_and_exploration"
+    UNIT_TEST_GENERATION = "unit_test_generation"
+
+
+class DevinMode(StrEnum):
+    """Agent mode of a new session; omitted means the organization's default."""
+
+    NORMAL = "normal"
+    FAST = "fast"
+    LITE = "lite"
+    ULTRA = "ultra"
+    FUSION = "fusion"
+
+
+class AdvancedMode(StrEnum):
+    """Advanced persona modes (older docs; may be deprecated upstream)."""
+
+    ANALYZE = "analyze"
+    CREATE = "create"
+    IMPROVE = "improve"
+    BATCH = "batch"
+    MANAGE = "manage"
+
+
+def _tuple_or_none(value: Iterable[Any] | None) -> tuple[Any, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str | bytes):
+        # A bare string would silently become a tuple of characters.
+        raise TypeError("expected a list of strings, not a single string")
+    return tuple(value)
+
+
+@attrs.frozen
+class PullRequest:
+    """A pull request opened by the session."""
+
+    pr_url: str
+    pr_state: str | None = None
+
+
+@attrs.frozen
+class Session:
+    """A Devin session as returned by create, get and list."""
+
+    session_id: str
+    url: str
+    status: SessionStatus | str
+    org_id: str
+    created_at: int  # Unix seconds
+    updated_at: int  # Unix seconds
+    acus_consumed: float
+    tags: tuple[str, ...] = ()
+    pull_requests: tuple[PullRequest, ...] = ()
+    status_detail: StatusDetail | str | None = None
+    category: SessionCategory | str | None = None
+    subcategory: str | None = None
+    origin: SessionOrigin | str | None = None
+    child_session_ids: tuple[str, ...] | None = None
+    parent_session_id: str | None = None
+    is_archived: bool = False
+    playbook_id: str | None = None
+    service_user_id: str | None = None
+    user_id: str | None = None
+    title: str | None = None
+    structured_output: dict[str, Any] | None = None
+
+
+@attrs.frozen
+class SessionSecret:
+    """A secret handed to one session; its value never appears in a repr."""
+
+    key: str
+    value: str = attrs.field(repr=False)
+    sensitive: bool = True
+
+
+@attrs.frozen(kw_only=True)
+class CreateSessionRequest:
+    """The body of a create-session call. Fields left as None are not sent."""
+
+    prompt: str = attrs.field()
+    title: str | None = None
+    tags: tuple[str, ...] | None = attrs.field(default=None, converter=_tuple_or_none)
+    devin_mode: DevinMode | str | None = None
+    advanced_mode: AdvancedMode | str | None = None
+    attachment_urls: tuple[str, ...] | None = attrs.field(default=None, converter=_tuple_or_none)
+    bypass_approval: bool | None = None
+    child_playbook_id: str | None = None
+    create_as_user_id: str | None = None
+    knowledge_ids: tuple[str, ...] | None = attrs.field(default=None, converter=_tuple_or_none)
+    max_acu_limit: int | None = None
+    platform: str | None = None
+    playbook_id: str | None = None
+    repos: tuple[str, ...] | None = attrs.field(default=None, converter=_tuple_or_none)
+    resumable: bool | None = None
+    secret_ids: tuple[str, ...] | None = attrs.field(default=None, converter=_tuple_or_none)
+    session_links: tuple[str, ...] | None = attrs.field(default=None, converter=_tuple_or_none)
+    session_secrets: tuple[SessionSecret, ...] | None = attrs.field(
+        default=None, converter=_tuple_or_none
+    )
+    structured_output_required: bool | None = None
+    structured_output_schema: dict[str, Any] | None = None
+
+    @prompt.validator
+    def _check_prompt(self, _: attrs.Attribute[str], value: str) -> None:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError("prompt must be a non-empty string")

@@ -1,0 +1,187 @@
+"""Retry policy: pure classification plus the one tenacity wiring.
+
+| request                    | retried on                                 | never retried on      |
+| -------------------------- | ------------------------------------------ | --------------------- |
+| GET, DELETE, archive       | connection errors, timeouts, 408, 429, 5xx | other 4xx             |
+| POST create / send message | connection refused before sending, 429     | timeouts or 5xx after |
+|                            |                                            | the body was sent     |
+
+(5xx = 500, 502, 503, 504.) A create whose body may have reached the server is never sent
+again: a second attempt could start a second Devin session (the v3 API documents no
+idempotency key: https://docs.devin.ai/api-reference/v3/sessions/post-organizations-sessions.md).
+
+Backoff is exponential with full jitter, capped; a ``Retry-After`` raises the delay up
+to ``max_retry_after``, beyond which the 429 is raised at once with ``retry_after`` set.
+The success path never enters tenacity: its retry loop costs ~14 us and builds reference
+cycles, so it is only started after a first failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import attrs
+import tenacity as _t
+
+from ._errors import APIConnectionError, APIStatusError, APITimeoutError, RateLimitError
+from ._protocol import parse_retry_after
+
+__all__ = ["PollBackoff", "RetryPolicy", "call_with_retries", "retry_reason", "server_delay"]
+
+T = TypeVar("T")
+Sleep = Callable[[float], Awaitable[None]]
+
+log = logging.getLogger("devin_async")
+
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+@attrs.frozen
+class RetryPolicy:
+    """How one request is retried. All durations are seconds."""
+
+    max_retries: int = 3
+    backoff_base: float = 0.5
+    backoff_max: float = 8.0
+    max_retry_after: float = 60.0
+    max_total: float = 120.0
+
+
+def retry_reason(exc: BaseException, *, idempotent: bool) -> str | None:
+    """Return why ``exc`` may be retried for a request of this kind, or None if it may not."""
+    if isinstance(exc, APIStatusError):
+        status = exc.status_code
+        if status == 429 or (idempotent and status in RETRYABLE_STATUSES):
+            return f"HTTP {status}"
+        return None
+    if isinstance(exc, APIConnectionError) and (idempotent or not exc.request_sent):
+        return "timeout" if isinstance(exc, APITimeoutError) else "connection error"
+    return None
+
+
+def server_delay(exc: BaseException) -> float | None:
+    """Return the wait the server asked for (Retry-After), in seconds, if any."""
+    if isinstance(exc, RateLimitError):
+        return exc.retry_after
+    if isinstance(exc, APIStatusError):
+        return parse_retry_after(exc.headers.get("Retry-After"), time.time())
+    return None
+
+
+class _Wait(_t.wait.wait_base):
+    """Full-jitter exponential backoff, raised to the server's Retry-After."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._backoff = _t.wait_random_exponential(
+            multiplier=policy.backoff_base, max=policy.backoff_max
+        )
+
+    def __call__(self, retry_state: _t.RetryCallState) -> float:
+        delay = self._backoff(retry_state)
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        floor = server_delay(exc) if exc is not None else None
+        return max(delay, floor or 0.0)
+
+
+async def call_with_retries(
+    fn: Callable[[], Awaitable[T]],
+    *,
+    idempotent: bool,
+    policy: RetryPolicy,
+    sleep: Sleep,
+    what: str,
+) -> T:
+    """Await ``fn()`` and retry it per the policy table; raise the last error.
+
+    Args:
+        fn: makes one attempt; raises a DevinError on failure.
+        idempotent: whether repeating the request is harmless.
+        policy: attempt, delay and time bounds.
+        sleep: the coroutine to wait with (injected for tests).
+        what: a short label for log lines, e.g. "GET /v3/.../sessions/devin-1".
+    """
+    try:
+        return await fn()
+    except APIStatusError as exc:
+        first: APIStatusError | APIConnectionError = exc
+    except APIConnectionError as exc:
+        first = exc
+    if not _should_retry(first, idempotent, policy) or policy.max_retries <= 0:
+        raise first
+
+    def should_retry(exc: BaseException) -> bool:
+        return _should_retry(exc, idempotent, policy)
+
+    def before_sleep(state: _t.RetryCallState) -> None:
+        outcome = state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        delay = state.upcoming_sleep
+        log.debug(
+            "retrying %s in %.2fs after %s (attempt %d)",
+            what,
+            delay,
+            retry_reason(exc, idempotent=idempotent) if exc else "?",
+            state.attempt_number,
+        )
+
+    retrying = _t.AsyncRetrying(
+        stop=_t.stop_after_attempt(policy.max_retries + 1) | _t.stop_before_delay(policy.max_total),
+        wait=_Wait(policy),
+        retry=_t.retry_if_exception(should_retry),
+        sleep=sleep,
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    replay: BaseException | None = first
+    async for attempt in retrying:
+        with attempt:
+            if replay is not None:
+                # Hand the failure already seen to tenacity as attempt 1, so its
+                # counting, waits and stop rules cover the whole call.
+                seen, replay = replay, None
+                raise seen
+            return await fn()
+    raise AssertionError("unreachable: tenacity either returns or re-raises")
+
+
+def _should_retry(exc: BaseException, idempotent: bool, policy: RetryPolicy) -> bool:
+    if retry_reason(exc, idempotent=idempotent) is None:
+        return False
+    delay = server_delay(exc)
+    # A server that asks for a longer pause than we are willing to take gets its
+    # error raised at once, with .retry_after set, instead of a silent long sleep.
+    return delay is None or delay <= policy.max_retry_after
+
+
+_POLL_STATE = _t.RetryCallState(_t.AsyncRetrying(), None, (), {})
+
+
+class PollBackoff:
+    """Delays between polls: exponential with jitter, capped, reset on a state change.
+
+    Args:
+        first: the first (and post-change) delay, seconds.
+        cap: the largest delay, seconds.
+    """
+
+    __slots__ = ("_attempt", "_wait")
+
+    def __init__(self, first: float, cap: float) -> None:
+        self._wait = _t.wait_exponential_jitter(
+            initial=first, max=max(cap, first), jitter=first / 2
+        )
+        self._attempt = 0
+
+    def next_delay(self) -> float:
+        """Return the next delay and advance the exponent."""
+        self._attempt += 1
+        _POLL_STATE.attempt_number = self._attempt
+        return self._wait(_POLL_STATE)
+
+    def reset(self) -> None:
+        """Start again from the first delay (the observed state changed)."""
+        self._attempt = 0

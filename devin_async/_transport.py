@@ -1,0 +1,134 @@
+"""The only module that imports aiohttp: send one Request, return one Response.
+
+aiohttp and socket errors are translated here into ``APIConnectionError`` /
+``APITimeoutError``; ``request_sent`` tells the retry policy whether the server could
+have seen the request. Redirects are not followed, so the Authorization header can
+never be forwarded to another host. TLS verification is aiohttp's default and is never
+turned off.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Mapping
+
+import aiohttp
+
+from ._errors import APIConnectionError, APITimeoutError, ClientClosedError
+from ._protocol import Request, Response
+
+__all__ = ["Transport", "user_agent"]
+
+
+def user_agent(version: str) -> str:
+    """Return the User-Agent sent with every request."""
+    return f"devin-async/{version} aiohttp/{aiohttp.__version__} python/{platform.python_version()}"
+
+
+class Transport:
+    """Sends requests over one aiohttp.ClientSession, owned or borrowed.
+
+    Args:
+        base_url: scheme and host, no trailing slash.
+        headers: sent with every request (Authorization included; never logged).
+        timeout: per-request timeout, seconds.
+        session: a ClientSession to borrow; it is never closed here.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        headers: Mapping[str, str],
+        timeout: float,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self._base_url = base_url
+        self._headers = dict(headers)
+        self._json_headers = {**self._headers, "Content-Type": "application/json"}
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session = session
+        self._owned = session is None
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def url(self, request: Request) -> str:
+        """Return the absolute URL of a request (without its query)."""
+        return self._base_url + request.path
+
+    def _client_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise ClientClosedError("the DevinClient is closed; create a new one")
+        session = self._session
+        if session is None:
+            # Created lazily, inside the running loop, on first use.
+            session = self._session = aiohttp.ClientSession()
+        return session
+
+    async def send(self, request: Request, timeout: float | None = None) -> Response:
+        """Send one request and read the whole response.
+
+        Args:
+            request: what to send.
+            timeout: overrides the per-request timeout for this call, seconds.
+
+        Raises:
+            APIConnectionError: no response (``request_sent`` False if never sent).
+            APITimeoutError: the timeout passed first.
+            ClientClosedError: the transport was closed.
+        """
+        session = self._client_session()
+        url = self._base_url + request.path
+        client_timeout = self._timeout if timeout is None else aiohttp.ClientTimeout(total=timeout)
+        try:
+            async with session.request(
+                request.method,
+                url,
+                params=request.query or None,
+                data=request.body,
+                headers=self._headers if request.body is None else self._json_headers,
+                timeout=client_timeout,
+                allow_redirects=False,
+            ) as resp:
+                body = await resp.read()
+                return Response(resp.status, resp.headers, body)
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise APITimeoutError(
+                f"timed out connecting for {request.method} {url}",
+                method=request.method,
+                url=url,
+                request_sent=False,
+            ) from exc
+        except TimeoutError as exc:
+            raise APITimeoutError(
+                f"{request.method} {url} timed out after {client_timeout.total}s",
+                method=request.method,
+                url=url,
+                request_sent=True,
+            ) from exc
+        except aiohttp.ClientConnectorError as exc:
+            # Failed before a connection existed: nothing was sent.
+            raise APIConnectionError(
+                f"cannot connect for {request.method} {url}: {exc.os_error}",
+                method=request.method,
+                url=url,
+                request_sent=False,
+            ) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise APIConnectionError(
+                f"{request.method} {url} failed: {type(exc).__name__}: {exc}",
+                method=request.method,
+                url=url,
+                request_sent=True,
+            ) from exc
+
+    async def aclose(self) -> None:
+        """Close the owned ClientSession; a borrowed one is left open."""
+        if self._closed:
+            return
+        self._closed = True
+        session, self._session = self._session, None
+        if self._owned and session is not None:
+            await session.close()

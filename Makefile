@@ -24,8 +24,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict devin_async
 
+# coverage starts before pytest so it also sees the package imported by our pytest11 plugin.
 test: lint typecheck
-	$(BIN)/python -m pytest --cov --cov-report=term
+	$(BIN)/coverage erase
+	$(BIN)/coverage run -m pytest
+	$(BIN)/coverage report
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

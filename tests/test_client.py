@@ -1,0 +1,666 @@
+"""DevinClient end to end, over real sockets against FakeDevinServer."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import socket
+import warnings
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+from pytest_aiohttp import AiohttpServer
+
+from devin_async import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    AwaitTimeoutError,
+    BadRequestError,
+    ClientClosedError,
+    ConfigurationError,
+    ConflictError,
+    CreateSessionRequest,
+    DevinClient,
+    DevinMode,
+    InternalServerError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ResponseValidationError,
+    SessionSecret,
+    SessionStatus,
+    StatusDetail,
+    UnprocessableEntityError,
+    await_session,
+    is_settled_or_awaiting_approval,
+)
+from devin_async.testing import (
+    ERRORS,
+    EXITS,
+    FINISHES,
+    SUSPENDS,
+    WAITS_FOR_APPROVAL,
+    WAITS_FOR_USER,
+    FakeDevinServer,
+    Step,
+)
+
+KEY = "cog_test_key_0123456789"
+
+
+class RecordingSleep:
+    """A sleep that records the delays asked for and only yields to the loop."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeDevinServer]:
+    async with FakeDevinServer(api_key=KEY, org_id="org-test") as srv:
+        yield srv
+
+
+@pytest.fixture
+def sleep() -> RecordingSleep:
+    return RecordingSleep()
+
+
+@pytest.fixture
+async def client(server: FakeDevinServer, sleep: RecordingSleep) -> AsyncIterator[DevinClient]:
+    async with DevinClient(
+        KEY, org_id=server.org_id, base_url=server.url, sleep=sleep, timeout=5.0
+    ) as c:
+        yield c
+
+
+def make_client(server: FakeDevinServer, **kwargs: object) -> DevinClient:
+    options: dict[str, object] = {"org_id": server.org_id, "base_url": server.url}
+    options.update(kwargs)
+    return DevinClient(KEY, **options)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- configuration
+
+
+def test_missing_api_key_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DEVIN_API_KEY", raising=False)
+    with pytest.raises(ConfigurationError, match="DEVIN_API_KEY"):
+        DevinClient()
+
+
+def test_configuration_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEVIN_API_KEY", KEY)
+    monkeypatch.setenv("DEVIN_ORG_ID", "org-env")
+    monkeypatch.setenv("DEVIN_BASE_URL", "http://127.0.0.1:9/")
+    client = DevinClient()
+    assert (client.org_id, client.base_url) == ("org-env", "http://127.0.0.1:9")
+
+
+def test_defaults_to_the_production_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DEVIN_ORG_ID", raising=False)
+    monkeypatch.delenv("DEVIN_BASE_URL", raising=False)
+    client = DevinClient(KEY)
+    assert client.base_url == "https://api.devin.ai"
+    assert client.org_id is None
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"base_url": "http://api.devin.ai"},
+        {"base_url": "http://10.0.0.8:8080"},
+        {"org_id": "org-x/../../enterprise"},
+        {"timeout": 0},
+        {"max_retries": -1},
+        {"poll_interval": -1.0},
+    ],
+    ids=["http-remote", "http-private", "org-traversal", "zero-timeout", "neg-retries", "neg-poll"],
+)
+def test_unsafe_or_invalid_settings_are_refused(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ConfigurationError):
+        DevinClient(KEY, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "key", ["", " cog_x", "cog_x\r\nX-Evil: 1"], ids=["empty", "space", "crlf"]
+)
+def test_unusable_keys_are_refused(key: str) -> None:
+    with pytest.raises(ConfigurationError):
+        DevinClient(key, base_url="http://127.0.0.1:9")
+
+
+def test_repr_never_shows_the_key() -> None:
+    client = DevinClient(KEY, org_id="org-test", base_url="http://127.0.0.1:9")
+    assert KEY not in repr(client)
+    assert "org-test" in repr(client)
+
+
+# ---------------------------------------------------------------- create and get
+
+
+async def test_create_sends_only_the_fields_given(
+    client: DevinClient, server: FakeDevinServer
+) -> None:
+    session = await client.create_session(
+        "Fix the flaky test",
+        tags=["ci", "flaky"],
+        devin_mode=DevinMode.FAST,
+        resumable=False,
+        session_secrets=[SessionSecret("TOKEN", "s3cr3t-value")],
+    )
+    assert session.session_id.startswith("devin-")
+    assert session.tags == ("ci", "flaky")
+    (request,) = [r for r in server.requests if r.route == "create_session"]
+    assert request.body == {
+        "prompt": "Fix the flaky test",
+        "tags": ["ci", "flaky"],
+        "devin_mode": "fast",
+        "resumable": False,
+        "session_secrets": [{"key": "TOKEN", "value": "s3cr3t-value", "sensitive": True}],
+    }
+
+
+async def test_create_accepts_a_request_object(
+    client: DevinClient, server: FakeDevinServer
+) -> None:
+    request = CreateSessionRequest(prompt="hello", title="T", max_acu_limit=5)
+    session = await client.create_session(request)
+    assert session.title == "T"
+    assert server.sessions_created == 1
+
+
+async def test_create_refuses_a_request_object_with_keywords(client: DevinClient) -> None:
+    with pytest.raises(ValueError, match="not both"):
+        await client.create_session(CreateSessionRequest(prompt="x"), title="y")
+
+
+async def test_create_refuses_an_empty_prompt(client: DevinClient, server: FakeDevinServer) -> None:
+    with pytest.raises(ValueError, match="prompt"):
+        await client.create_session("   ")
+    assert server.requests == []
+
+
+async def test_create_without_org_is_refused_before_any_request(server: FakeDevinServer) -> None:
+    async with DevinClient(KEY, base_url=server.url) as client:
+        with pytest.raises(ConfigurationError, match="org_id"):
+            await client.create_session("hello")
+    assert server.requests == []
+
+
+async def test_get_accepts_ids_with_and_without_prefix(
+    client: DevinClient, server: FakeDevinServer
+) -> None:
+    created = await client.create_session("hello")
+    bare = created.session_id.removeprefix("devin-")
+    first = await client.get_session(created.session_id)
+    second = await client.get_session(bare)
+    assert first.session_id == second.session_id == created.session_id
+    paths = [r.path for r in server.requests if r.route == "get_session"]
+    assert paths == [f"/v3/organizations/org-test/sessions/{created.session_id}"] * 2
+
+
+async def test_enterprise_scope_reads_without_an_org(
+    client: DevinClient, server: FakeDevinServer
+) -> None:
+    created = await client.create_session("hello")
+    async with DevinClient(KEY, base_url=server.url) as enterprise:
+        session = await enterprise.get_session(created.session_id)
+    assert session.session_id == created.session_id
+    assert server.requests[-1].path == f"/v3/enterprise/sessions/{created.session_id}"
+
+
+@pytest.mark.parametrize(
+    "bad_id",
+    ["", "devin-", "../etc", "a/b", "a?x=1", "a#b", "a%2Fb", "a b", "devin-\u0430bc"],
+    ids=[
+        "empty",
+        "bare-prefix",
+        "traversal",
+        "slash",
+        "query",
+        "fragment",
+        "pct",
+        "space",
+        "unicode",
+    ],
+)
+async def test_bad_ids_make_no_request(
+    client: DevinClient, server: FakeDevinServer, bad_id: str
+) -> None:
+    with pytest.raises(ValueError, match="session id"):
+        await client.get_session(bad_id)
+    with pytest.raises(ValueError, match="session id"):
+        await client.await_session(bad_id)
+    assert server.requests == []
+
+
+async def test_unknown_enum_values_are_kept(client: DevinClient, server: FakeDevinServer) -> None:
+    created = await client.create_session("hello")
+    server.set_state(created.session_id, "hibernating", "dreaming")
+    session = await client.get_session(created.session_id)
+    assert session.status == "hibernating"
+    assert session.status_detail == "dreaming"
+
+
+async def test_extra_fields_and_new_enum_values_from_a_newer_server(
+    aiohttp_server: AiohttpServer,
+) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "session_id": "devin-abc",
+                "url": "https://app.devin.ai/sessions/devin-abc",
+                "status": "running",
+                "status_detail": "thinking_very_hard",
+                "origin": "smoke_signal",
+                "tags": [],
+                "org_id": "org-test",
+                "created_at": 1,
+                "updated_at": 2,
+                "acus_consumed": 0.5,
+                "pull_requests": [{"pr_url": "https://x/pr/1", "pr_state": "open", "new": 1}],
+                "brand_new_field": {"nested": [1, 2]},
+            }
+        )
+
+    app = web.Application()
+    app.router.add_get("/v3/organizations/org-test/sessions/devin-abc", handler)
+    srv = await aiohttp_server(app, host="127.0.0.1")
+    async with DevinClient(KEY, org_id="org-test", base_url=str(srv.make_url(""))) as client:
+        session = await client.get_session("abc")
+    assert session.status is SessionStatus.RUNNING
+    assert session.status_detail == "thinking_very_hard"
+    assert session.origin == "smoke_signal"
+    assert session.pull_requests[0].pr_state == "open"
+
+
+# ---------------------------------------------------------------- errors
+
+
+async def test_bad_key_raises_authentication_error_without_the_key(
+    server: FakeDevinServer,
+) -> None:
+    wrong = "cog_wrong_key_987654321"
+    async with DevinClient(wrong, org_id=server.org_id, base_url=server.url) as client:
+        with pytest.raises(AuthenticationError) as info:
+            await client.get_session("devin-abc")
+    exc = info.value
+    assert exc.status_code == 401
+    assert exc.request_id
+    for text in (str(exc), repr(exc), repr(exc.body), repr(dict(exc.headers)), exc.url):
+        assert wrong not in text
+        assert KEY not in text
+
+
+async def test_forbidden_key_raises_permission_denied(server: FakeDevinServer) -> None:
+    server.forbidden_keys.add(KEY)
+    async with make_client(server) as client:
+        with pytest.raises(PermissionDeniedError) as info:
+            await client.get_session("devin-abc")
+    assert info.value.status_code == 403
+
+
+async def test_unknown_session_raises_not_found_once(
+    client: DevinClient, server: FakeDevinServer
+) -> None:
+    with pytest.raises(NotFoundError) as info:
+        await client.get_session("devin-doesnotexist")
+    assert info.value.method == "GET"
+    assert info.value.url.endswith("/sessions/devin-doesnotexist")
+    assert server.count(route="get_session") == 1  # a 404 is never retried
+
+
+async def test_invalid_body_raises_unprocessable_with_details(
+    client: DevinClient, server: FakeDevinServer
+) -> None:
+    with pytest.raises(UnprocessableEntityError) as info:
+        await client.create_session("hello", max_acu_limit="lots")  # type: ignore[arg-type]
+    assert info.value.errors
+    assert info.value.errors[0].loc == ("body", "max_acu_limit")
+    assert "max_acu_limit" in str(info.value)
+    assert server.sessions_created == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (400, BadRequestError),
+        (409, ConflictError),
+        (418, APIStatusError),
+    ],
+    ids=["400", "409", "418"],
+)
+async def test_client_errors_map_to_classes_and_are_not_retried(
+    client: DevinClient, server: FakeDevinServer, status: int, error: type[APIStatusError]
+) -> None:
+    server.inject("status", status=status, times=5, route="get_session")
+    with pytest.raises(error) as info:
+        await client.get_session("devin-abc")
+    assert info.value.status_code == status
+    assert server.count(route="get_session") == 1
+
+
+async def test_server_errors_are_retried_then_raised(
+    client: DevinClient, server: FakeDevinServer, sleep: RecordingSleep
+) -> None:
+    created = await client.create_session("hello")
+    server.inject("status", status=502, times=10, route="get_session")
+    with pytest.raises(InternalServerError) as info:
+        await client.get_session(created.session_id)
+    assert info.value.status_code == 502
+    assert server.count(route="get_session") == 4  # 1 + max_retries
+    assert len(sleep.delays) == 3
+
+
+async def test_transient_get_failures_recover(client: DevinClient, server: FakeDevinServer) -> None:
+    created = await client.create_session("hello")
+    server.inject("status", status=503, times=1, route="get_session")
+    server.inject("drop", times=1, route="get_session")
+    server.inject("malformed", times=1, route="get_session")
+    with pytest.raises(ResponseValidationError):
+        # A 2xx that is not JSON is not retried by a plain get (only by waits).
+        await client.get_session(created.session_id)
+    session = await client.get_session(created.session_id)
+    assert session.session_id == created.session_id
+
+
+async def test_dropped_get_is_retried(client: DevinClient, server: FakeDevinServer) -> None:
+    created = await client.create_session("hello")
+    server.inject("drop", times=2, route="get_session")
+    session = await client.get_session(created.session_id)
+    assert session.session_id == created.session_id
+    assert server.count(route="get_session") == 3
+
+
+async def test_refused_connection_raises_connection_error() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    sleep = RecordingSleep()
+    async with DevinClient(
+        KEY, org_id="org-test", base_url=f"http://127.0.0.1:{port}", sleep=sleep
+    ) as client:
+        with pytest.raises(APIConnectionError) as info:
+            await client.create_session("hello")
+    assert info.value.request_sent is False
+    assert len(sleep.delays) == 3  # refused before sending: safe to retry a create
+
+
+async def test_slow_response_raises_timeout(server: FakeDevinServer) -> None:
+    created_id = None
+    async with make_client(server, timeout=0.2, max_retries=0) as client:
+        created_id = (await client.create_session("hello")).session_id
+        server.inject("slow", delay=1.0, times=1, route="get_session")
+        with pytest.raises(APITimeoutError):
+            await client.get_session(created_id)
+
+
+# ---------------------------------------------------------------- retry rules for create
+
+
+async def test_create_that_got_a_500_is_not_sent_twice(
+    client: DevinClient, server: FakeDevinServer
+) -> None:
+    server.inject("status", status=500, times=1, route="create_session", when="after")
+    with pytest.raises(InternalServerError):
+        await client.create_session("hello")
+    assert server.count(route="create_session") == 1
+    assert server.sessions_created == 1
+
+
+async def test_create_that_timed_out_is_not_sent_twice(server: FakeDevinServer) -> None:
+    server.inject("slow", delay=1.0, times=1, route="create_session")
+    async with make_client(server, timeout=0.2) as client:
+        with pytest.raises(APITimeoutError) as info:
+            await client.create_session("hello")
+    assert info.value.request_sent is True
+    assert server.count(route="create_session") == 1
+
+
+async def test_create_whose_connection_dropped_is_not_sent_twice(
+    client: DevinClient, server: FakeDevinServer
+) -> None:
+    server.inject("drop", times=1, route="create_session", when="after")
+    with pytest.raises(APIConnectionError):
+        await client.create_session("hello")
+    assert server.count(route="create_session") == 1
+    assert server.sessions_created == 1
+
+
+async def test_create_that_got_a_429_is_retried(
+    client: DevinClient, server: FakeDevinServer, sleep: RecordingSleep
+) -> None:
+    server.inject("rate_limit", retry_after="2", times=1, route="create_session")
+    session = await client.create_session("hello")
+    assert server.count(route="create_session") == 2
+    assert server.sessions_created == 1
+    assert session.session_id in server.sessions
+    assert sleep.delays[0] >= 2.0  # Retry-After in seconds is the floor
+
+
+async def test_retry_after_as_an_http_date_is_honoured(
+    client: DevinClient, server: FakeDevinServer, sleep: RecordingSleep
+) -> None:
+    when = "Wed, 21 Oct 2099 07:28:00 GMT"  # far beyond the cap: raised at once
+    server.inject("rate_limit", retry_after=when, times=1, route="create_session")
+    with pytest.raises(RateLimitError) as info:
+        await client.create_session("hello")
+    assert info.value.retry_after is not None
+    assert info.value.retry_after > 60.0
+    assert sleep.delays == []
+    assert server.count(route="create_session") == 1
+
+
+async def test_retry_after_http_date_in_range_is_waited(
+    client: DevinClient, server: FakeDevinServer, sleep: RecordingSleep
+) -> None:
+    import email.utils
+    import time
+
+    when = email.utils.formatdate(time.time() + 30, usegmt=True)
+    server.inject("rate_limit", retry_after=when, times=1, route="get_session")
+    created = await client.create_session("hello")
+    await client.get_session(created.session_id)
+    assert 20.0 <= sleep.delays[0] <= 31.0
+
+
+async def test_rate_limit_exhausted_raises_rate_limit_error(
+    client: DevinClient, server: FakeDevinServer
+) -> None:
+    server.inject("rate_limit", retry_after="1", times=10, route="get_session")
+    with pytest.raises(RateLimitError) as info:
+        await client.get_session("devin-abc")
+    assert info.value.retry_after == 1.0
+    assert server.count(route="get_session") == 4
+
+
+# ---------------------------------------------------------------- await
+
+
+@pytest.mark.parametrize(
+    ("timeline", "status", "detail"),
+    [
+        (FINISHES, SessionStatus.RUNNING, StatusDetail.FINISHED),
+        (WAITS_FOR_USER, SessionStatus.RUNNING, StatusDetail.WAITING_FOR_USER),
+        (ERRORS, SessionStatus.ERROR, None),
+        (SUSPENDS, SessionStatus.SUSPENDED, StatusDetail.INACTIVITY),
+        (EXITS, SessionStatus.EXIT, None),
+    ],
+    ids=["finished", "waiting-for-user", "error", "suspended", "exit"],
+)
+async def test_await_returns_the_settled_state(
+    client: DevinClient,
+    server: FakeDevinServer,
+    timeline: list[Step],
+    status: SessionStatus,
+    detail: StatusDetail | None,
+) -> None:
+    server.queue_timeline(timeline)
+    created = await client.create_session("hello")
+    settled = await client.await_session(created.session_id, poll_interval=0.01)
+    assert settled.status == status
+    if detail is not None:
+        assert settled.status_detail == detail
+
+
+@pytest.mark.parametrize(
+    ("status", "detail"),
+    [
+        ("new", None),
+        ("claimed", None),
+        ("resuming", None),
+        ("running", "working"),
+        ("running", "waiting_for_approval"),
+        ("running", None),
+        ("something_new", "also_new"),
+    ],
+    ids=["new", "claimed", "resuming", "working", "approval", "no-detail", "unknown"],
+)
+async def test_non_settled_states_keep_waiting(
+    client: DevinClient, server: FakeDevinServer, status: str, detail: str | None
+) -> None:
+    server.queue_timeline([Step(status, detail, reads=3), Step("exit")])
+    created = await client.create_session("hello")
+    settled = await client.await_session(created.session_id, poll_interval=0.01)
+    assert settled.status == "exit"
+    assert server.count(route="get_session") == 4  # three reads of the unsettled state
+
+
+async def test_approval_predicate_stops_at_waiting_for_approval(
+    client: DevinClient, server: FakeDevinServer
+) -> None:
+    server.queue_timeline(WAITS_FOR_APPROVAL)
+    created = await client.create_session("hello")
+    session = await await_session(
+        client, created.session_id, until=is_settled_or_awaiting_approval, poll_interval=0.01
+    )
+    assert session.status_detail == StatusDetail.WAITING_FOR_APPROVAL
+
+
+async def test_custom_until_predicate(client: DevinClient, server: FakeDevinServer) -> None:
+    created = await client.create_session("hello")
+    session = await client.await_session(
+        created.session_id, until=lambda s: s.status == "running", poll_interval=0.01
+    )
+    assert session.status == "running"
+    assert session.status_detail == "working"
+
+
+async def test_await_survives_transient_faults(
+    client: DevinClient, server: FakeDevinServer
+) -> None:
+    created = await client.create_session("hello")
+    for kind in ("drop", "malformed"):
+        server.inject(kind, times=1, route="get_session")
+    server.inject("status", status=503, times=1, route="get_session")
+    server.inject("rate_limit", retry_after="0", times=1, route="get_session")
+    settled = await client.await_session(created.session_id, poll_interval=0.01)
+    assert settled.status_detail == "finished"
+
+
+async def test_await_ends_at_once_on_a_fatal_error(
+    client: DevinClient, server: FakeDevinServer
+) -> None:
+    with pytest.raises(NotFoundError):
+        await client.await_session("devin-missing", poll_interval=0.01)
+    assert server.count(route="get_session") == 1
+
+
+async def test_await_deadline_raises_with_the_last_session(server: FakeDevinServer) -> None:
+    server.queue_timeline([Step("running", "working")])
+    async with make_client(server) as client:
+        created = await client.create_session("hello")
+        with pytest.raises(AwaitTimeoutError) as info:
+            await client.await_session(
+                created.session_id, timeout=0.3, poll_interval=0.02, max_poll_interval=0.05
+            )
+    exc = info.value
+    assert exc.session is not None
+    assert exc.session.status_detail == "working"
+    assert exc.polls >= 2
+    assert exc.elapsed >= 0.3
+    assert isinstance(exc, TimeoutError)
+
+
+async def test_await_deadline_bounds_a_slow_poll(server: FakeDevinServer) -> None:
+    async with make_client(server) as client:
+        created = await client.create_session("hello")
+        server.inject("slow", delay=2.0, times=5, route="get_session")
+        with pytest.raises(AwaitTimeoutError) as info:
+            await client.await_session(created.session_id, timeout=0.3, poll_interval=0.01)
+    assert info.value.session is None
+    assert info.value.elapsed < 1.5
+
+
+async def test_cancelling_a_wait_leaves_no_task_and_keeps_the_session(
+    client: DevinClient, server: FakeDevinServer
+) -> None:
+    server.queue_timeline([Step("running", "working")])
+    created = await client.create_session("hello")
+    before = asyncio.all_tasks()
+    task = asyncio.create_task(client.await_session(created.session_id, poll_interval=0.01))
+    for _ in range(500):  # bounded: at most ~5 s
+        if server.count(route="get_session") >= 2:
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert asyncio.all_tasks() == before
+    assert server.count(route="terminate_session") == 0
+    assert server.sessions[created.session_id].status == "running"
+
+
+async def test_300_concurrent_awaits_through_one_client(server: FakeDevinServer) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        async with make_client(server, poll_interval=0.01, max_poll_interval=0.05) as client:
+            created = await asyncio.gather(
+                *(client.create_session(f"task {i}") for i in range(300))
+            )
+            settled = await asyncio.gather(*(client.await_session(s.session_id) for s in created))
+        del client
+        gc.collect()
+    assert [s.session_id for s in settled] == [s.session_id for s in created]
+    assert all(s.status_detail == "finished" for s in settled)
+    assert server.sessions_created == 300
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+# ---------------------------------------------------------------- lifecycle
+
+
+async def test_borrowed_session_is_left_open(server: FakeDevinServer) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with make_client(server, session=http) as client:
+            await client.create_session("hello")
+        assert not http.closed
+        assert client.closed
+
+
+async def test_use_after_close_is_a_clear_error(server: FakeDevinServer) -> None:
+    client = make_client(server)
+    await client.create_session("hello")
+    await client.aclose()
+    await client.aclose()  # idempotent
+    with pytest.raises(ClientClosedError, match="closed"):
+        await client.get_session("devin-abc")
+    assert "closed" in repr(client)
+
+
+async def test_client_can_be_used_without_a_context_manager(server: FakeDevinServer) -> None:
+    client = make_client(server)
+    try:
+        session = await client.create_session("hello")
+    finally:
+        await client.aclose()
+    assert session.status == "claimed"

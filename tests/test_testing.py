@@ -1,0 +1,874 @@
+"""FakeDevinServer over real sockets, driven by a plain aiohttp.ClientSession."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import attrs
+import pytest
+from multidict import CIMultiDictProxy
+
+from devin_async.testing import (
+    ERRORS,
+    EXITS,
+    FINISHES,
+    REDACTED,
+    SUSPENDS,
+    WAITS_FOR_APPROVAL,
+    WAITS_FOR_USER,
+    FakeDevinServer,
+    Step,
+    timeline,
+)
+
+pytest_plugins = ["pytester"]
+
+KEY = "cog_test_key"
+ORG = "org-test"
+SESSIONS = f"/v3/organizations/{ORG}/sessions"
+ENTERPRISE = "/v3/enterprise/sessions"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+SESSION_KEYS = {
+    "session_id",
+    "url",
+    "status",
+    "status_detail",
+    "tags",
+    "org_id",
+    "created_at",
+    "updated_at",
+    "acus_consumed",
+    "pull_requests",
+    "category",
+    "subcategory",
+    "structured_output",
+    "origin",
+    "child_session_ids",
+    "parent_session_id",
+    "is_archived",
+    "playbook_id",
+    "service_user_id",
+    "user_id",
+    "title",
+}
+
+
+@attrs.frozen
+class Reply:
+    status: int
+    body: Any
+    headers: CIMultiDictProxy[str]
+
+
+@attrs.define
+class Api:
+    """Call the fake server and decode its answers."""
+
+    http: aiohttp.ClientSession
+    server: FakeDevinServer
+
+    async def __call__(self, method: str, path: str, **kwargs: Any) -> Reply:
+        kwargs.setdefault("headers", AUTH)
+        async with self.http.request(method, self.server.url + path, **kwargs) as resp:
+            text = await resp.text()
+            body = json.loads(text) if "json" in resp.content_type else text
+            return Reply(resp.status, body, resp.headers)
+
+    async def create(self, prompt: str = "Fix the flaky test", **fields: Any) -> dict[str, Any]:
+        reply = await self("POST", SESSIONS, json={"prompt": prompt, **fields})
+        assert reply.status == 200, reply.body
+        return dict(reply.body)
+
+    async def state(self, session_id: str) -> tuple[str, str | None]:
+        reply = await self("GET", f"{SESSIONS}/{session_id}")
+        assert reply.status == 200, reply.body
+        return reply.body["status"], reply.body["status_detail"]
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeDevinServer]:
+    async with FakeDevinServer(api_key=KEY, org_id=ORG) as fake:
+        yield fake
+
+
+@pytest.fixture
+async def api(server: FakeDevinServer) -> AsyncIterator[Api]:
+    async with aiohttp.ClientSession() as http:
+        yield Api(http, server)
+
+
+def problem(status: int, title: str, detail: str, path: str) -> dict[str, Any]:
+    return {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": path,
+    }
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+
+async def test_server_binds_loopback_and_releases_the_port_on_close() -> None:
+    server = FakeDevinServer()
+    with pytest.raises(RuntimeError, match="not started"):
+        _ = server.url
+    await server.start()
+    host, port = server.url.removeprefix("http://").split(":")
+    assert host == "127.0.0.1"
+    with pytest.raises(RuntimeError, match="already started"):
+        await server.start()
+    await server.close()
+    await server.close()  # closing twice is harmless
+    with socket.socket() as probe, pytest.raises(ConnectionRefusedError):
+        probe.connect((host, int(port)))
+
+
+async def test_close_is_fast_with_a_slow_handler_in_flight(api: Api) -> None:
+    arrived = asyncio.Event()
+    api.server.timeline_factory = lambda body: arrived.set()  # None: the default timeline
+    api.server.inject("slow", delay=30, when="after")
+    pending = asyncio.create_task(api("POST", SESSIONS, json={"prompt": "p"}))
+    await asyncio.wait_for(arrived.wait(), timeout=5)
+    started = time.monotonic()
+    await api.server.close()
+    assert time.monotonic() - started < 1.0
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await pending
+
+
+# --------------------------------------------------------------------------- sessions
+
+
+async def test_create_returns_a_full_session_response(api: Api) -> None:
+    prompt = "Refactor the payment module so that it is easier to test"
+    body = await api.create(prompt, tags=["a", "b", "a"])
+    assert set(body) == SESSION_KEYS
+    session_id = body["session_id"]
+    assert session_id.startswith("devin-")
+    assert len(session_id) == len("devin-") + 32
+    assert set(session_id.removeprefix("devin-")) <= set("0123456789abcdef")
+    assert body["url"] == f"https://app.devin.ai/sessions/{session_id}"
+    assert (body["status"], body["status_detail"]) == ("claimed", None)
+    assert body["title"] == "Refactor the payment module so that it i"
+    assert body["tags"] == ["a", "b"]
+    assert body["org_id"] == ORG
+    assert body["origin"] == "api"
+    assert isinstance(body["created_at"], int)
+    assert isinstance(body["acus_consumed"], float)
+    # Only get/list populate these.
+    assert (body["category"], body["subcategory"], body["structured_output"]) == (None, None, None)
+    assert api.server.sessions_created == 1
+    assert api.server.sessions[session_id].body == {"prompt": prompt, "tags": ["a", "b", "a"]}
+
+
+async def test_create_stores_request_fields(api: Api) -> None:
+    body = await api.create(
+        title="My title", playbook_id="pb-1", create_as_user_id="user-7", repos=["o/r"]
+    )
+    assert (body["title"], body["playbook_id"], body["user_id"]) == ("My title", "pb-1", "user-7")
+    assert body["service_user_id"] == "service-user-test"
+    assert api.server.sessions[body["session_id"]].repos == ["o/r"]
+
+
+async def test_session_ids_are_deterministic_per_seed() -> None:
+    async def first_id(seed: int) -> str:
+        async with FakeDevinServer(seed=seed) as fake, aiohttp.ClientSession() as http:
+            return str((await Api(http, fake).create())["session_id"])
+
+    assert await first_id(7) == await first_id(7)
+    assert await first_id(7) != await first_id(8)
+
+
+async def test_default_timeline_advances_one_step_per_read(api: Api) -> None:
+    created = await api.create()
+    session_id = created["session_id"]
+    states = [await api.state(session_id) for _ in range(4)]
+    assert states == [
+        ("claimed", None),
+        ("running", "working"),
+        ("running", "finished"),
+        ("running", "finished"),
+    ]
+    final = (await api("GET", f"{SESSIONS}/{session_id}")).body
+    assert final["acus_consumed"] > created["acus_consumed"]
+    assert final["category"] == "other"
+
+
+async def test_step_reads_holds_a_state_for_that_many_reads(api: Api) -> None:
+    api.server.queue_timeline([Step("claimed", reads=3), ("running", "finished")])
+    session_id = (await api.create())["session_id"]
+    states = [(await api.state(session_id))[0] for _ in range(4)]
+    assert states == ["claimed", "claimed", "claimed", "running"]
+
+
+async def test_step_seconds_holds_a_state_for_that_long(api: Api) -> None:
+    api.server.queue_timeline([Step("claimed", reads=0, seconds=0.05), ("exit", None)])
+    session_id = (await api.create())["session_id"]
+    assert await api.state(session_id) == ("claimed", None)
+    assert await api.state(session_id) == ("claimed", None)
+    await asyncio.sleep(0.06)
+    assert await api.state(session_id) == ("exit", None)
+
+
+async def test_appearing_in_a_list_page_counts_as_a_read(api: Api) -> None:
+    session_id = (await api.create())["session_id"]
+    for expected in ("claimed", "running"):
+        items = (await api("GET", SESSIONS)).body["items"]
+        assert [(i["session_id"], i["status"]) for i in items] == [(session_id, expected)]
+
+
+async def test_step_effects_message_structured_output_and_pull_request(api: Api) -> None:
+    done = Step(
+        "running",
+        "finished",
+        message="PR is up",
+        structured_output={"ok": True},
+        pull_request="https://github.com/o/r/pull/1",
+    )
+    api.server.queue_timeline([("claimed", None), done])
+    session_id = (await api.create())["session_id"]
+    await api.state(session_id)
+    body = (await api("GET", f"{SESSIONS}/{session_id}")).body
+    assert body["structured_output"] == {"ok": True}
+    assert body["pull_requests"] == [
+        {"pr_url": "https://github.com/o/r/pull/1", "pr_state": "open"}
+    ]
+    messages = (await api("GET", f"{ENTERPRISE}/{session_id}/messages")).body["items"]
+    assert [(m["source"], m["message"]) for m in messages] == [
+        ("user", "Fix the flaky test"),
+        ("devin", "PR is up"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("steps", "final"),
+    [
+        (FINISHES, ("running", "finished")),
+        (WAITS_FOR_USER, ("running", "waiting_for_user")),
+        (WAITS_FOR_APPROVAL, ("running", "waiting_for_approval")),
+        (ERRORS, ("error", None)),
+        (SUSPENDS, ("suspended", "inactivity")),
+        (EXITS, ("exit", None)),
+    ],
+    ids=["finishes", "waits_for_user", "waits_for_approval", "errors", "suspends", "exits"],
+)
+async def test_ready_made_timelines_end_in_their_state(
+    api: Api, steps: tuple[Step, ...], final: tuple[str, str | None]
+) -> None:
+    api.server.default_timeline = steps
+    session_id = (await api.create())["session_id"]
+    states = [await api.state(session_id) for _ in range(4)]
+    assert states[:2] == [("claimed", None), ("running", "working")]
+    assert states[2] == states[3] == final
+
+
+def test_timeline_helper_builds_steps() -> None:
+    steps = timeline(("claimed", None), ("running", "finished"), Step("exit"), reads=2)
+    assert steps == (Step("claimed", reads=2), Step("running", "finished", reads=2), Step("exit"))
+    with pytest.raises(ValueError, match="must be >= 0"):
+        Step("claimed", reads=-1)
+
+
+async def test_queued_timelines_are_taken_first_in_first_out(api: Api) -> None:
+    api.server.queue_timeline([("exit", None)])
+    api.server.queue_timeline([("error", None)])
+    first, second, third = [await api.create() for _ in range(3)]
+    assert [first["status"], second["status"], third["status"]] == ["exit", "error", "claimed"]
+
+
+async def test_timeline_factory_chooses_by_request_and_may_defer(api: Api) -> None:
+    seen: list[dict[str, Any]] = []
+
+    def choose(body: dict[str, Any]) -> list[tuple[str, str | None]] | None:
+        seen.append(body)
+        return [("error", None)] if "broken" in body.get("tags", []) else None
+
+    api.server.timeline_factory = choose
+    assert (await api.create(tags=["broken"]))["status"] == "error"
+    assert (await api.create())["status"] == "claimed"
+    assert [b["prompt"] for b in seen] == ["Fix the flaky test"] * 2
+
+
+async def test_set_timeline_and_set_state_jump(api: Api) -> None:
+    session_id = (await api.create())["session_id"]
+    api.server.set_state(session_id, "suspended", "out_of_credits")
+    assert [await api.state(session_id) for _ in range(2)] == [("suspended", "out_of_credits")] * 2
+    api.server.set_timeline(session_id, [("resuming", None), ("running", "working")])
+    assert api.server.sessions[session_id].status == "resuming"
+    assert [await api.state(session_id) for _ in range(2)] == [
+        ("resuming", None),
+        ("running", "working"),
+    ]
+    with pytest.raises(ValueError, match="at least one step"):
+        api.server.set_timeline(session_id, [])
+
+
+async def test_terminate_exits_and_archives_on_request(api: Api) -> None:
+    keep, drop = (await api.create())["session_id"], (await api.create())["session_id"]
+    plain = await api("DELETE", f"{SESSIONS}/{keep}")
+    assert (plain.status, plain.body["status"], plain.body["is_archived"]) == (200, "exit", False)
+    archived = await api("DELETE", f"{SESSIONS}/{drop}", params={"archive": "true"})
+    assert (archived.body["status"], archived.body["is_archived"]) == ("exit", True)
+    assert await api.state(keep) == ("exit", None)
+    bad = await api("DELETE", f"{SESSIONS}/{keep}", params={"archive": "maybe"})
+    assert bad.status == 422
+    assert bad.body["detail"][0]["loc"] == ["query", "archive"]
+
+
+async def test_archive_marks_archived_and_suspends_a_running_session(api: Api) -> None:
+    api.server.queue_timeline([("running", "working")])
+    session_id = (await api.create())["session_id"]
+    reply = await api("POST", f"{SESSIONS}/{session_id}/archive")
+    assert reply.status == 200
+    assert (reply.body["is_archived"], reply.body["status"]) == (True, "suspended")
+    assert api.server.sessions[session_id].status_detail == "user_request"
+
+
+# --------------------------------------------------------------------------- messages, tags
+
+
+async def test_message_resumes_a_suspended_session_then_finishes(api: Api) -> None:
+    api.server.queue_timeline([("suspended", "inactivity")])
+    session_id = (await api.create())["session_id"]
+    reply = await api(
+        "POST",
+        f"{SESSIONS}/{session_id}/messages",
+        json={"message": "Carry on", "attachment_urls": ["https://files.example/log.txt"]},
+    )
+    assert reply.status == 200
+    assert (reply.body["status"], reply.body["status_detail"]) == ("running", "working")
+    assert [await api.state(session_id) for _ in range(2)] == [
+        ("running", "working"),
+        ("running", "finished"),
+    ]
+    attachments = (await api("GET", f"{SESSIONS}/{session_id}/attachments")).body
+    assert [(a["name"], a["source"], a["url"]) for a in attachments] == [
+        ("log.txt", "user", "https://files.example/log.txt")
+    ]
+
+
+async def test_message_wakes_a_session_waiting_for_the_user(api: Api) -> None:
+    api.server.queue_timeline([*WAITS_FOR_USER[2:], Step("exit")])
+    session_id = (await api.create())["session_id"]
+    reply = await api("POST", f"{SESSIONS}/{session_id}/messages", json={"message": "main"})
+    assert (reply.status, reply.body["status_detail"]) == (200, "working")
+    assert [await api.state(session_id) for _ in range(2)] == [
+        ("running", "working"),
+        ("exit", None),
+    ]
+
+
+async def test_messages_page_chronologically_to_the_end(api: Api) -> None:
+    session_id = (await api.create("m0"))["session_id"]
+    for n in range(1, 5):
+        await api("POST", f"{ENTERPRISE}/{session_id}/messages", json={"message": f"m{n}"})
+    seen, after = [], None
+    while True:
+        params = {"first": "2"} if after is None else {"first": "2", "after": after}
+        page = (await api("GET", f"{SESSIONS}/{session_id}/messages", params=params)).body
+        assert page["total"] == 5
+        seen += [m["message"] for m in page["items"]]
+        if not page["has_next_page"]:
+            assert page["end_cursor"] is None
+            break
+        after = page["end_cursor"]
+    assert seen == ["m0", "m1", "m2", "m3", "m4"]
+    assert all(set(m) == {"created_at", "event_id", "message", "source"} for m in page["items"])
+
+
+async def test_attachments_bare_array_or_envelope(api: Api) -> None:
+    session_id = (await api.create(attachment_urls=["https://f.example/a.png"]))["session_id"]
+    bare = (await api("GET", f"{SESSIONS}/{session_id}/attachments")).body
+    assert isinstance(bare, list)
+    assert bare[0]["content_type"] is None
+    api.server.attachments_envelope = True
+    wrapped = (await api("GET", f"{ENTERPRISE}/{session_id}/attachments")).body
+    assert wrapped == {"items": bare}
+
+
+@pytest.mark.parametrize("base", [SESSIONS, ENTERPRISE], ids=["org", "enterprise"])
+async def test_tags_get_append_dedupes_and_put_replaces(api: Api, base: str) -> None:
+    session_id = (await api.create(tags=["a"]))["session_id"]
+    url = f"{base}/{session_id}/tags"
+    assert (await api("GET", url)).body == {"tags": ["a"]}
+    assert (await api("POST", url, json={"tags": ["b", "a", "b"]})).body == {"tags": ["a", "b"]}
+    assert (await api("PUT", url, json={"tags": ["z"]})).body == {"tags": ["z"]}
+    assert api.server.sessions[session_id].tags == ["z"]
+    fifty = [str(n) for n in range(50)]
+    assert (await api("PUT", url, json={"tags": fifty})).body == {"tags": fifty}
+    too_many = await api("PUT", url, json={"tags": [*fifty, "one more"]})
+    assert too_many.status == 422
+    assert too_many.body["detail"][0]["type"] == "too_long"
+    assert too_many.body["detail"][0]["loc"] == ["body", "tags"]
+
+
+# --------------------------------------------------------------------------- enterprise scope
+
+
+async def test_enterprise_get_honours_the_org_id_filter(api: Api) -> None:
+    session_id = (await api.create())["session_id"]
+    plain = await api("GET", f"{ENTERPRISE}/{session_id}")
+    assert (plain.status, plain.body["session_id"]) == (200, session_id)
+    same_org = await api("GET", f"{ENTERPRISE}/{session_id}", params={"org_id": ORG})
+    assert same_org.status == 200
+    other_org = await api("GET", f"{ENTERPRISE}/{session_id}", params={"org_id": "org-other"})
+    assert other_org.status == 404
+    assert api.server.count("enterprise_get_session") == 3
+
+
+async def test_enterprise_list_filters_by_org_ids(api: Api) -> None:
+    ours, theirs = (await api.create())["session_id"], (await api.create())["session_id"]
+    api.server.sessions[theirs].org_id = "org-other"
+    listed = await api("GET", ENTERPRISE, params=[("org_ids", "org-other")])
+    assert [i["session_id"] for i in listed.body["items"]] == [theirs]
+    everything = await api("GET", ENTERPRISE)
+    assert {i["session_id"] for i in everything.body["items"]} == {ours, theirs}
+    # The org scope only shows its own org's sessions, and ignores org_ids.
+    org_scope = await api("GET", SESSIONS, params=[("org_ids", "org-other")])
+    assert [i["session_id"] for i in org_scope.body["items"]] == [ours]
+
+
+# --------------------------------------------------------------------------- list filters
+
+
+async def test_list_filters(api: Api) -> None:
+    api.server.default_timeline = [("claimed", None)]  # reads leave updated_at alone
+    a = (await api.create(tags=["x", "y"], repos=["o/a"], playbook_id="pb-1"))["session_id"]
+    b = (await api.create(tags=["y"], create_as_user_id="user-2"))["session_id"]
+    c = (await api.create(tags=["z"]))["session_id"]
+    fakes = api.server.sessions
+    fakes[a].created_at, fakes[b].created_at, fakes[c].created_at = 100, 200, 300
+    await api("POST", f"{SESSIONS}/{b}/archive")
+    fakes[a].updated_at, fakes[b].updated_at, fakes[c].updated_at = 100, 250, 300
+    fakes[c].origin, fakes[c].schedule_id, fakes[c].category = "slack", "sch-1", "bug_fixing"
+    cases: list[tuple[list[tuple[str, str]], set[str]]] = [
+        ([("tags", "x"), ("tags", "z")], {a, c}),  # any of the given tags
+        ([("session_ids", a), ("session_ids", b)], {a, b}),
+        ([("repo_names", "o/a")], {a}),
+        ([("user_ids", "user-2")], {b}),
+        ([("service_user_ids", "service-user-test")], {a, b, c}),
+        ([("service_user_ids", "nobody")], set()),
+        ([("origins", "slack"), ("origins", "teams")], {c}),
+        ([("created_after", "200")], {b, c}),
+        ([("created_before", "200")], {a}),
+        ([("created_after", "150"), ("created_before", "300")], {b}),
+        ([("updated_before", "260"), ("updated_after", "240")], {b}),
+        ([("is_archived", "true")], {b}),
+        ([("is_archived", "false")], {a, c}),
+        ([("playbook_id", "pb-1")], {a}),
+        ([("schedule_id", "sch-1")], {c}),
+        ([("category", "bug_fixing")], {c}),
+    ]
+    for params, expected in cases:
+        reply = await api("GET", SESSIONS, params=params)
+        assert reply.status == 200, params
+        assert {i["session_id"] for i in reply.body["items"]} == expected, params
+        assert reply.body["total"] == len(expected)
+
+
+async def test_list_pages_newest_first_to_the_end(api: Api) -> None:
+    created = [(await api.create(f"task {n}"))["session_id"] for n in range(5)]
+    seen, after, pages = [], None, 0
+    while True:
+        params = {"first": "2"} if after is None else {"first": "2", "after": after}
+        page = (await api("GET", ENTERPRISE, params=params)).body
+        pages += 1
+        assert page["total"] == 5
+        seen += [i["session_id"] for i in page["items"]]
+        if not page["has_next_page"]:
+            break
+        after = page["end_cursor"]
+    assert pages == 3
+    assert seen == created[::-1]
+
+
+@pytest.mark.parametrize(
+    ("params", "loc", "error_type"),
+    [
+        ({"first": "0"}, ["query", "first"], "greater_than_equal"),
+        ({"first": "201"}, ["query", "first"], "less_than_equal"),
+        ({"first": "ten"}, ["query", "first"], "int_parsing"),
+        ({"created_after": "yesterday"}, ["query", "created_after"], "int_parsing"),
+        ({"is_archived": "perhaps"}, ["query", "is_archived"], "bool_parsing"),
+        ({"after": "not-a-cursor"}, ["query", "after"], "value_error"),
+    ],
+    ids=["first-too-small", "first-too-big", "first-not-int", "bad-int", "bad-bool", "bad-cursor"],
+)
+async def test_bad_query_values_are_422(
+    api: Api, params: dict[str, str], loc: list[str], error_type: str
+) -> None:
+    reply = await api("GET", SESSIONS, params=params)
+    assert reply.status == 422
+    assert reply.headers["Content-Type"].startswith("application/json")
+    [error] = reply.body["detail"]
+    assert (error["loc"], error["type"]) == (loc, error_type)
+    assert error["input"] == next(iter(params.values()))
+
+
+# --------------------------------------------------------------------------- errors
+
+
+async def test_missing_or_wrong_key_is_401_problem(api: Api) -> None:
+    for headers in ({}, {"Authorization": "Bearer cog_wrong"}, {"Authorization": KEY}):
+        reply = await api("GET", SESSIONS, headers=headers)
+        assert reply.status == 401
+        assert reply.headers["Content-Type"].startswith("application/problem+json")
+        assert reply.body == problem(401, "Unauthorized", "Invalid or expired API key", SESSIONS)
+    assert [r.authorized for r in api.server.requests] == [False, False, False]
+
+
+async def test_forbidden_key_is_403_problem(api: Api) -> None:
+    api.server.forbidden_keys.add("cog_viewer")
+    reply = await api(
+        "POST", SESSIONS, json={"prompt": "x"}, headers={"Authorization": "Bearer cog_viewer"}
+    )
+    assert reply.status == 403
+    assert reply.body["title"] == "Forbidden"
+    assert reply.headers["Content-Type"].startswith("application/problem+json")
+    assert api.server.sessions_created == 0
+
+
+async def test_not_found_shapes(api: Api) -> None:
+    missing = f"{SESSIONS}/devin-{'0' * 32}"
+    for path in ("/v3/organizations/org-nope/sessions", missing, "/v3/nothing-here"):
+        reply = await api("GET", path)
+        assert reply.status == 404, path
+        assert reply.headers["Content-Type"].startswith("application/problem+json")
+        assert (reply.body["status"], reply.body["instance"]) == (404, path)
+
+
+async def test_devin_id_without_prefix_is_rejected(api: Api) -> None:
+    reply = await api("GET", f"{SESSIONS}/abc123")
+    assert reply.status == 422
+    assert reply.body["detail"][0]["loc"] == ["path", "devin_id"]
+
+
+async def test_every_response_has_a_sequential_request_id(api: Api) -> None:
+    replies = [
+        await api("GET", SESSIONS),
+        await api("GET", SESSIONS, headers={}),
+        await api("POST", SESSIONS, data=b"{"),
+    ]
+    assert [r.headers["x-request-id"] for r in replies] == [
+        "req-000001",
+        "req-000002",
+        "req-000003",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "loc", "error_type"),
+    [
+        ({}, ["body", "prompt"], "missing"),
+        ({"prompt": 3}, ["body", "prompt"], "string_type"),
+        ({"prompt": None}, ["body", "prompt"], "string_type"),
+        ({"prompt": "p", "tags": "a"}, ["body", "tags"], "list_type"),
+        ({"prompt": "p", "tags": ["a", 2]}, ["body", "tags", 1], "string_type"),
+        ({"prompt": "p", "max_acu_limit": "5"}, ["body", "max_acu_limit"], "int_type"),
+        ({"prompt": "p", "max_acu_limit": True}, ["body", "max_acu_limit"], "int_type"),
+        ({"prompt": "p", "bypass_approval": "yes"}, ["body", "bypass_approval"], "bool_type"),
+        ({"prompt": "p", "resumable": None}, ["body", "resumable"], "bool_type"),
+        (
+            {"prompt": "p", "structured_output_schema": []},
+            ["body", "structured_output_schema"],
+            "dict_type",
+        ),
+        (
+            {"prompt": "p", "session_secrets": [{"key": "", "value": "v"}]},
+            ["body", "session_secrets", 0, "key"],
+            "string_too_short",
+        ),
+        (
+            {"prompt": "p", "session_secrets": [{"key": "k" * 257, "value": "v"}]},
+            ["body", "session_secrets", 0, "key"],
+            "string_too_long",
+        ),
+        (
+            {"prompt": "p", "session_secrets": [{"value": "v"}]},
+            ["body", "session_secrets", 0, "key"],
+            "missing",
+        ),
+        (["prompt"], ["body"], "model_attributes_type"),
+    ],
+    ids=[
+        "prompt-missing",
+        "prompt-int",
+        "prompt-null",
+        "tags-not-list",
+        "tag-not-str",
+        "acu-str",
+        "acu-bool",
+        "bypass-str",
+        "resumable-null",
+        "schema-list",
+        "secret-key-empty",
+        "secret-key-long",
+        "secret-key-missing",
+        "body-array",
+    ],
+)
+async def test_create_validation_errors_look_like_fastapi(
+    api: Api, body: Any, loc: list[Any], error_type: str
+) -> None:
+    reply = await api("POST", SESSIONS, json=body)
+    assert reply.status == 422
+    assert reply.headers["Content-Type"].startswith("application/json")
+    [error] = reply.body["detail"]
+    assert (error["loc"], error["type"]) == (loc, error_type)
+    assert {"msg", "input"} <= set(error)
+    assert api.server.sessions_created == 0
+
+
+async def test_nullable_fields_accept_null(api: Api) -> None:
+    body = await api.create(title=None, tags=None, max_acu_limit=None, session_secrets=None)
+    assert body["title"] == "Fix the flaky test"
+
+
+@pytest.mark.parametrize(
+    ("data", "error_type", "loc"),
+    [(b'{"prompt": ', "json_invalid", ["body", 11]), (b"", "missing", ["body"])],
+    ids=["truncated", "empty"],
+)
+async def test_unparseable_body_is_422(
+    api: Api, data: bytes, error_type: str, loc: list[Any]
+) -> None:
+    headers = {**AUTH, "Content-Type": "application/json"}
+    reply = await api("POST", SESSIONS, data=data, headers=headers)
+    assert reply.status == 422
+    assert (reply.body["detail"][0]["type"], reply.body["detail"][0]["loc"]) == (error_type, loc)
+    assert api.server.requests[-1].body is None
+
+
+async def test_secret_values_are_never_echoed_nor_stored(api: Api) -> None:
+    secret = "hunter2-very-secret"
+    bad = {
+        "session_secrets": [
+            {"key": "A", "value": secret, "sensitive": "no"},
+            secret,
+            {"key": 1, "value": 5},
+        ]
+    }
+    reply = await api("POST", SESSIONS, json=bad)  # no prompt, so the whole body is echoed
+    assert reply.status == 422
+    raw = json.dumps(reply.body)
+    assert secret not in raw
+    errors = {tuple(e["loc"]): e for e in reply.body["detail"]}
+    assert errors[("body", "prompt")]["input"]["session_secrets"][0]["value"] == REDACTED
+    assert errors[("body", "session_secrets", 1)]["input"] == REDACTED
+    assert errors[("body", "session_secrets", 2, "value")]["input"] == REDACTED
+    assert errors[("body", "session_secrets", 2, "key")]["input"] == 1
+    assert errors[("body", "session_secrets", 0, "sensitive")]["type"] == "bool_type"
+    not_a_list = await api(
+        "POST", SESSIONS, json={"prompt": "p", "session_secrets": {"value": secret}}
+    )
+    assert not_a_list.body["detail"][0]["input"] == REDACTED
+    good = await api.create(session_secrets=[{"key": "TOKEN", "value": secret}])
+    assert secret not in json.dumps(good)
+    assert api.server.sessions[good["session_id"]].body["session_secrets"] == [
+        {"key": "TOKEN", "value": REDACTED}
+    ]
+    # The request log keeps the wire exactly, so tests can check what the client sent.
+    assert api.server.requests[-1].body["session_secrets"][0]["value"] == secret
+
+
+# --------------------------------------------------------------------------- faults
+
+
+async def test_status_fault_answers_problem_then_stops(api: Api) -> None:
+    api.server.inject("status", status=502)
+    failed = await api("GET", SESSIONS)
+    assert failed.status == 502
+    assert failed.body["status"] == 502
+    assert failed.headers["Content-Type"].startswith("application/problem+json")
+    assert "Retry-After" not in failed.headers
+    assert (await api("GET", SESSIONS)).status == 200
+
+
+@pytest.mark.parametrize("retry_after", ["2", "Wed, 21 Oct 2015 07:28:00 GMT", None])
+async def test_rate_limit_fault_sends_retry_after(api: Api, retry_after: str | None) -> None:
+    api.server.inject("rate_limit", retry_after=retry_after)
+    reply = await api("GET", SESSIONS)
+    assert reply.status == 429
+    assert reply.headers.get("Retry-After") == retry_after
+
+
+async def test_faults_match_method_and_route_first_rule_wins(api: Api) -> None:
+    api.server.inject("status", status=500, route="get_session", times=None)
+    api.server.inject("status", status=504, method="post", times=2)
+    api.server.inject("status", status=408, times=None)
+    session = await api("POST", SESSIONS, json={"prompt": "p"})
+    tags = await api("POST", f"{SESSIONS}/devin-x/tags", json={"tags": []})
+    statuses = [session.status, tags.status]
+    statuses += [(await api("GET", f"{SESSIONS}/devin-x")).status for _ in range(2)]
+    statuses.append((await api("GET", SESSIONS)).status)
+    assert statuses == [504, 504, 500, 500, 408]
+    api.server.clear_faults()
+    assert (await api("GET", SESSIONS)).status == 200
+
+
+async def test_fault_rate_is_drawn_from_the_seed() -> None:
+    async def pattern(seed: int) -> list[int]:
+        async with FakeDevinServer(seed=seed) as fake, aiohttp.ClientSession() as http:
+            fake.inject("status", times=None, rate=0.5)
+            return [(await Api(http, fake)("GET", SESSIONS)).status for _ in range(20)]
+
+    first = await pattern(3)
+    assert first == await pattern(3)
+    assert {200, 503} == set(first)
+
+
+async def test_fault_times_bounds_rate_hits(api: Api) -> None:
+    api.server.inject("status", times=2, rate=1.0)
+    assert [(await api("GET", SESSIONS)).status for _ in range(3)] == [503, 503, 200]
+
+
+async def test_invalid_fault_rules_are_rejected(server: FakeDevinServer) -> None:
+    with pytest.raises(ValueError, match="unknown route"):
+        server.inject("status", route="get_sesion")
+    with pytest.raises(ValueError, match="unknown fault kind"):
+        server.inject("explode")  # type: ignore[arg-type]
+    assert "enterprise_list_sessions" in server.route_names
+
+
+async def test_slow_fault_delays_the_answer(api: Api) -> None:
+    api.server.inject("slow", delay=0.2)
+    started = time.monotonic()
+    reply = await api("GET", SESSIONS)
+    assert reply.status == 200
+    assert time.monotonic() - started >= 0.2
+
+
+async def test_drop_fault_disconnects_without_an_answer(api: Api) -> None:
+    api.server.inject("drop", method="POST")
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await api("POST", SESSIONS, json={"prompt": "p"})
+    assert api.server.sessions_created == 0
+    # aiohttp retries an idempotent request once after a disconnection: drop it twice.
+    api.server.inject("drop", times=2)
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await api("GET", SESSIONS)
+    assert api.server.count("list_sessions", "GET") == 2
+
+
+async def test_malformed_fault_sends_truncated_json(api: Api) -> None:
+    api.server.inject("malformed")
+    async with api.http.get(api.server.url + SESSIONS, headers=AUTH) as resp:
+        assert resp.status == 200
+        assert resp.content_type == "application/json"
+        with pytest.raises(json.JSONDecodeError):
+            json.loads(await resp.text())
+
+
+@pytest.mark.parametrize("kind", ["status", "drop", "slow"])
+async def test_fault_after_really_creates_the_session(api: Api, kind: Any) -> None:
+    api.server.inject(kind, when="after", route="create_session", delay=0.05)
+    try:
+        reply = await api("POST", SESSIONS, json={"prompt": "ambiguous"})
+    except aiohttp.ServerDisconnectedError:
+        assert kind == "drop"
+    else:
+        assert reply.status == (503 if kind == "status" else 200)
+    assert api.server.sessions_created == 1
+    assert [s.body["prompt"] for s in api.server.sessions.values()] == ["ambiguous"]
+
+
+async def test_server_rate_limit_answers_429_beyond_the_rate() -> None:
+    async with FakeDevinServer(rate_limit=2) as fake, aiohttp.ClientSession() as http:
+        api = Api(http, fake)
+        statuses = [(await api("GET", SESSIONS)) for _ in range(3)]
+    assert [r.status for r in statuses] == [200, 200, 429]
+    assert statuses[2].headers["Retry-After"] == "1"
+    with pytest.raises(ValueError, match="positive"):
+        FakeDevinServer(rate_limit=0)
+
+
+# --------------------------------------------------------------------------- recording
+
+
+async def test_requests_are_recorded_without_the_key(api: Api) -> None:
+    params = [("tags", "a"), ("first", "5"), ("tags", "b")]
+    await api("GET", ENTERPRISE, params=params, headers={**AUTH, "X-Trace": "t1"})
+    await api.create()
+    listed, created = api.server.requests
+    assert (listed.method, listed.path, listed.route) == (
+        "GET",
+        ENTERPRISE,
+        "enterprise_list_sessions",
+    )
+    assert listed.query == (("tags", "a"), ("first", "5"), ("tags", "b"))
+    assert listed.body is None
+    assert listed.authorized
+    assert listed.header("x-trace") == "t1"
+    assert listed.header("Authorization") is None
+    assert KEY not in repr(api.server.requests)
+    assert created.body == {"prompt": "Fix the flaky test"}
+    assert api.server.count() == 2
+    assert api.server.count("create_session") == api.server.count(method="post") == 1
+    api.server.reset_log()
+    assert (api.server.requests, api.server.sessions_created) == ([], 0)
+    assert len(api.server.sessions) == 1
+
+
+async def test_unknown_paths_are_recorded_without_a_route(api: Api) -> None:
+    await api("GET", "/v3/nowhere")
+    assert api.server.requests[0].route is None
+
+
+# --------------------------------------------------------------------------- pytest plugin
+
+
+def _load_plugin() -> Any:
+    spec = importlib.util.find_spec("devin_async.pytest_plugin")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_plugin_defines_nothing_without_pytest_asyncio(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert hasattr(_load_plugin(), "fake_devin")
+    monkeypatch.setitem(sys.modules, "pytest_asyncio", None)
+    assert not hasattr(_load_plugin(), "fake_devin")
+
+
+def test_fake_devin_fixture_serves_a_started_server(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(
+        """
+        import aiohttp
+        import pytest
+
+        @pytest.mark.asyncio
+        async def test_it(fake_devin):
+            url = fake_devin.url + "/v3/enterprise/sessions"
+            headers = {"Authorization": "Bearer cog_test_key"}
+            async with aiohttp.ClientSession() as http, http.get(url, headers=headers) as r:
+                assert r.status == 200
+            assert fake_devin.count("enterprise_list_sessions") == 1
+        """
+    )
+    # Load exactly the plugins under test, whether or not devin_async is installed.
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    result = pytester.runpytest_inprocess(
+        "-p",
+        "pytest_asyncio.plugin",
+        "-p",
+        "devin_async.pytest_plugin",
+        "-W",
+        "error",
+        "-o",
+        "asyncio_default_fixture_loop_scope=function",
+    )
+    result.assert_outcomes(passed=1)

@@ -11,7 +11,7 @@ import json
 import types
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Any, TypeVar, get_args
+from typing import Any, TypeVar, get_args, get_origin
 
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
@@ -72,6 +72,27 @@ def _open_enum_hook(tp: Any) -> Callable[[object, object], Any]:
 _converter.register_structure_hook_factory(
     lambda tp: _open_enum_of(tp) is not None, _open_enum_hook
 )
+
+
+def _is_array(tp: object) -> bool:
+    args = get_args(tp)
+    return get_origin(tp) is tuple and len(args) == 2 and args[1] is Ellipsis
+
+
+def _array_hook(tp: Any) -> Callable[[object, object], Any]:
+    item = get_args(tp)[0]
+    structure_item = _converter.get_structure_hook(item)
+
+    def hook(value: object, _: object) -> Any:
+        # Only a JSON array: cattrs would turn "abc" into ("a", "b", "c").
+        if type(value) is not list:
+            raise TypeError(f"expected an array, got {type(value).__name__}")
+        return tuple([structure_item(v, item) for v in value])
+
+    return hook
+
+
+_converter.register_structure_hook_factory(_is_array, _array_hook)
 
 for _cls in (PullRequest, Session):
     _converter.register_structure_hook(_cls, make_dict_structure_fn(_cls, _converter))

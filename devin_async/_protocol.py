@@ -77,7 +77,7 @@ class Request:
 
 @attrs.frozen
 class Response:
-    """One HTTP response as plain values."""
+    """One HTTP response as plain values; ``headers`` is case-insensitive, as aiohttp's."""
 
     status: int
     headers: Mapping[str, str]
@@ -151,7 +151,12 @@ def check_base_url(base_url: str) -> str:
     host = parts.hostname or ""
     if parts.scheme not in ("http", "https") or not host:
         raise ConfigurationError(f"base_url must be an http(s) URL with a host: {base_url!r}")
-    if parts.username or parts.password or parts.query or parts.fragment:
+    try:
+        parts.port  # noqa: B018 - parsing the port raises on a non-numeric one
+    except ValueError:
+        raise ConfigurationError(f"base_url has an invalid port: {base_url!r}") from None
+    # Test the raw marks: an empty query ("https://h?") would swallow every path.
+    if "@" in parts.netloc or "?" in base_url or "#" in base_url:
         raise ConfigurationError("base_url must not contain credentials, a query or a fragment")
     if parts.scheme == "http" and not _is_loopback(host):
         raise ConfigurationError(
@@ -294,7 +299,7 @@ def status_error(
     if status == 422:
         return UnprocessableEntityError(message, errors=errors, **info)
     if status == 429:
-        retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
+        retry_after = parse_retry_after(response.headers.get("retry-after"), now)
         return RateLimitError(message, retry_after=retry_after, **info)
     cls = _STATUS_ERRORS.get(status)
     if cls is None:

@@ -67,7 +67,7 @@ def server_delay(exc: BaseException) -> float | None:
     if isinstance(exc, RateLimitError):
         return exc.retry_after
     if isinstance(exc, APIStatusError):
-        return parse_retry_after(exc.headers.get("Retry-After"), time.time())
+        return parse_retry_after(exc.headers.get("retry-after"), time.time())
     return None
 
 
@@ -168,11 +168,14 @@ class PollBackoff:
         cap: the largest delay, seconds.
     """
 
-    __slots__ = ("_attempt", "_wait")
+    __slots__ = ("_attempt", "_cap", "_wait")
 
     def __init__(self, first: float, cap: float) -> None:
-        self._wait = _t.wait_exponential_jitter(
-            initial=first, max=max(cap, first), jitter=first / 2
+        # first * 2**n + uniform(0, first / 2), capped. Not wait_exponential_jitter:
+        # tenacity 9.0 lacks its `multiplier` and 9.2 deprecates its `initial`.
+        self._cap = max(cap, first)
+        self._wait = _t.wait_exponential(multiplier=first, max=self._cap) + _t.wait_random(
+            0, first / 2
         )
         self._attempt = 0
 
@@ -180,7 +183,7 @@ class PollBackoff:
         """Return the next delay and advance the exponent."""
         self._attempt += 1
         _POLL_STATE.attempt_number = self._attempt
-        return self._wait(_POLL_STATE)
+        return min(self._wait(_POLL_STATE), self._cap)
 
     def reset(self) -> None:
         """Start again from the first delay (the observed state changed)."""

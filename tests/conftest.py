@@ -1,0 +1,77 @@
+"""Shared fixtures: a working ``aioresponses`` and a full SessionResponse payload."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aioresponses import aioresponses
+
+# --- aioresponses shim -------------------------------------------------------------------
+# Why: aioresponses 0.7.9 builds ClientResponse without the `stream_writer` argument that
+# aiohttp 3.14 made required, so every mocked request fails with "ClientResponse.__init__()
+# missing 1 required keyword-only argument: 'stream_writer'" (pnuckowski/aioresponses#289).
+# The shim only fills that argument in when the caller left it out, so it is harmless with a
+# fixed aioresponses. Delete _SentWriter, _CompatResponse and _CompatAioresponses (and yield
+# a plain `aioresponses()` below) once pyproject.toml requires an aioresponses with the fix.
+
+
+class _SentWriter:
+    """Stream writer of a request that was already sent: ClientResponse only reads this."""
+
+    output_size = 0
+
+
+class _CompatResponse(aiohttp.ClientResponse):
+    def __init__(self, method: str, url: Any, **kwargs: Any) -> None:
+        if kwargs.get("writer") is None:
+            kwargs.setdefault("stream_writer", _SentWriter())
+        super().__init__(method, url, **kwargs)
+
+
+class _CompatAioresponses(aioresponses):  # type: ignore[misc]
+    def add(self, *args: Any, response_class: Any = None, **kwargs: Any) -> None:
+        super().add(*args, response_class=response_class or _CompatResponse, **kwargs)
+
+
+@pytest.fixture
+def mock_http() -> Iterator[aioresponses]:
+    """Intercept every aiohttp.ClientSession request; unmatched ones fail to connect."""
+    with _CompatAioresponses() as mocked:
+        yield mocked
+
+
+# --- payloads ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def session_json() -> dict[str, Any]:
+    """A SessionResponse with every field of the v3 spec set to a non-default value."""
+    return {
+        "session_id": "devin-0123456789abcdef",
+        "url": "https://app.devin.ai/sessions/0123456789abcdef",
+        "status": "running",
+        "status_detail": "working",
+        "tags": ["backend", "urgent"],
+        "org_id": "org-abc",
+        "created_at": 1_700_000_000,
+        "updated_at": 1_700_000_100,
+        "acus_consumed": 1.25,
+        "pull_requests": [
+            {"pr_url": "https://github.com/o/r/pull/1", "pr_state": "open"},
+            {"pr_url": "https://github.com/o/r/pull/2", "pr_state": None},
+        ],
+        "category": "bug_fixing",
+        "subcategory": "Crash fixes",
+        "origin": "api",
+        "child_session_ids": ["devin-child1", "devin-child2"],
+        "parent_session_id": "devin-parent",
+        "is_archived": True,
+        "playbook_id": "playbook-1",
+        "service_user_id": "service-user-1",
+        "user_id": "user-1",
+        "title": "Fix the crash",
+        "structured_output": {"result": "ok", "score": 3, "nested": {"items": [1, 2]}},
+    }

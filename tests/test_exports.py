@@ -1,0 +1,80 @@
+"""The flat public namespace: sorted, complete, and every name real."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.resources
+import inspect
+from types import ModuleType
+
+import pytest
+
+import devin_async
+from devin_async import _errors
+
+# Private modules whose __all__ is public API, with the names deliberately kept internal.
+PUBLIC_MODULES: dict[str, set[str]] = {
+    "devin_async._client": set(),
+    "devin_async._errors": {"StatusInfo"},  # typing helper for the constructors' **kwargs
+    "devin_async._models": set(),
+    "devin_async._polling": {"wait_for_session"},  # the loop behind await_session
+}
+
+
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(name)
+
+
+def test_all_is_sorted() -> None:
+    assert devin_async.__all__ == sorted(devin_async.__all__)
+
+
+def test_all_has_no_duplicates() -> None:
+    assert len(devin_async.__all__) == len(set(devin_async.__all__))
+
+
+@pytest.mark.parametrize("name", devin_async.__all__)
+def test_every_exported_name_resolves(name: str) -> None:
+    assert getattr(devin_async, name) is not None
+
+
+@pytest.mark.parametrize("module_name", sorted(PUBLIC_MODULES))
+def test_public_names_of_each_module_are_exported(module_name: str) -> None:
+    module = _module(module_name)
+    internal = PUBLIC_MODULES[module_name]
+    assert internal <= set(module.__all__), "stale entry in PUBLIC_MODULES"
+    for name in set(module.__all__) - internal:
+        assert name in devin_async.__all__, f"{module_name}.{name} is not exported"
+        assert getattr(devin_async, name) is getattr(module, name)
+
+
+def test_every_exception_class_is_exported() -> None:
+    classes = [
+        name
+        for name, obj in vars(_errors).items()
+        if inspect.isclass(obj)
+        and issubclass(obj, BaseException)
+        and obj.__module__ == _errors.__name__
+    ]
+    assert classes
+    assert set(classes) <= set(devin_async.__all__)
+
+
+def test_every_export_comes_from_a_module_all() -> None:
+    declared = {name for module in PUBLIC_MODULES for name in _module(module).__all__}
+    assert set(devin_async.__all__) - declared == {"__version__"}
+
+
+def test_design_names_are_exported() -> None:
+    # The names design.md's examples import.
+    for name in ("DevinClient", "Session", "SessionStatus", "StatusDetail", "await_session"):
+        assert name in devin_async.__all__
+
+
+def test_version_is_a_string() -> None:
+    assert isinstance(devin_async.__version__, str)
+    assert devin_async.__version__
+
+
+def test_package_ships_py_typed() -> None:
+    assert importlib.resources.files("devin_async").joinpath("py.typed").is_file()

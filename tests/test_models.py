@@ -1,0 +1,210 @@
+"""Model shapes: open str-enums, the create request's checks, secrets kept out of reprs."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+import attrs
+import pytest
+
+from devin_async._models import (
+    AdvancedMode,
+    CreateSessionRequest,
+    DevinMode,
+    PullRequest,
+    Session,
+    SessionCategory,
+    SessionOrigin,
+    SessionSecret,
+    SessionStatus,
+    StatusDetail,
+)
+
+ENUMS: list[type[StrEnum]] = [
+    SessionStatus,
+    StatusDetail,
+    SessionOrigin,
+    SessionCategory,
+    DevinMode,
+    AdvancedMode,
+]
+MEMBERS = [member for enum in ENUMS for member in enum]
+
+# Every array field of the spec's SessionCreateRequest.
+LIST_FIELDS = [
+    "tags",
+    "attachment_urls",
+    "knowledge_ids",
+    "repos",
+    "secret_ids",
+    "session_links",
+]
+
+# https://docs.devin.ai/sdk/api/DevinApi/interfaces/SessionCreateRequest.md
+SPEC_CREATE_FIELDS = {
+    "prompt",
+    "title",
+    "tags",
+    "attachment_urls",
+    "bypass_approval",
+    "child_playbook_id",
+    "create_as_user_id",
+    "devin_mode",
+    "knowledge_ids",
+    "max_acu_limit",
+    "platform",
+    "playbook_id",
+    "repos",
+    "resumable",
+    "secret_ids",
+    "session_links",
+    "session_secrets",
+    "structured_output_required",
+    "structured_output_schema",
+    "advanced_mode",
+}
+
+SECRET_VALUE = "s3cr3t-value-do-not-print"
+
+
+@pytest.mark.parametrize("member", MEMBERS, ids=lambda m: f"{type(m).__name__}.{m.name}")
+def test_enum_member_is_its_string(member: StrEnum) -> None:
+    value = member.value
+    assert member == value
+    assert value == member
+    assert isinstance(member, str)
+    assert str(member) == value
+    assert f"{member}" == value
+    assert hash(member) == hash(value)  # so members and strings mix in sets and dicts
+
+
+SPEC_ENUM_VALUES: list[tuple[type[StrEnum], str]] = [
+    (SessionStatus, "new claimed running exit error suspended resuming"),
+    (
+        StatusDetail,
+        "working waiting_for_user waiting_for_approval finished inactivity user_request "
+        "usage_limit_exceeded out_of_credits out_of_quota no_quota_allocation "
+        "payment_declined org_usage_limit_exceeded total_session_limit_exceeded error",
+    ),
+    (SessionOrigin, "webapp slack teams api linear jira automation cli desktop other"),
+    (
+        SessionCategory,
+        "bug_fixing ci_cd_and_devops code_quality_and_security code_review_and_analysis "
+        "data_and_automation documentation_and_content feature_development "
+        "migrations_and_upgrades other refactoring_and_optimization research_and_exploration "
+        "unit_test_generation",
+    ),
+    (DevinMode, "normal fast lite ultra fusion"),
+    (AdvancedMode, "analyze create improve batch manage"),
+]
+
+
+@pytest.mark.parametrize(
+    ("enum", "values"), SPEC_ENUM_VALUES, ids=[e.__name__ for e, _ in SPEC_ENUM_VALUES]
+)
+def test_enum_values_match_the_spec(enum: type[StrEnum], values: str) -> None:
+    assert {m.value for m in enum} == set(values.split())
+
+
+def test_create_request_has_every_spec_field() -> None:
+    assert set(attrs.fields_dict(CreateSessionRequest)) == SPEC_CREATE_FIELDS
+
+
+def test_create_request_only_prompt_is_required() -> None:
+    request = CreateSessionRequest(prompt="Fix the bug")
+    assert request.prompt == "Fix the bug"
+    unset = {name: getattr(request, name) for name in SPEC_CREATE_FIELDS - {"prompt"}}
+    assert set(unset.values()) == {None}
+
+
+def test_create_request_is_keyword_only() -> None:
+    with pytest.raises(TypeError):
+        CreateSessionRequest("Fix the bug")  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("field", LIST_FIELDS)
+def test_create_request_converts_lists_to_tuples(field: str) -> None:
+    request = CreateSessionRequest(prompt="p", **{field: ["a", "b"]})
+    assert getattr(request, field) == ("a", "b")
+
+
+@pytest.mark.parametrize(
+    "iterable",
+    [["a", "b"], ("a", "b"), (x for x in "ab"), {"a": 1, "b": 2}.keys()],
+    ids=["list", "tuple", "generator", "dict-keys"],
+)
+def test_create_request_accepts_any_iterable_for_lists(iterable: Any) -> None:
+    assert CreateSessionRequest(prompt="p", tags=iterable).tags == ("a", "b")
+
+
+def test_create_request_converts_secret_list_to_tuple() -> None:
+    secret = SessionSecret("TOKEN", "v")
+    assert CreateSessionRequest(prompt="p", session_secrets=[secret]).session_secrets == (secret,)
+
+
+@pytest.mark.parametrize("field", [*LIST_FIELDS, "session_secrets"])
+@pytest.mark.parametrize("value", ["abc", b"abc"], ids=["str", "bytes"])
+def test_create_request_rejects_bare_string_for_list(field: str, value: object) -> None:
+    with pytest.raises(TypeError, match="not a single string"):
+        CreateSessionRequest(prompt="p", **{field: value})
+
+
+@pytest.mark.parametrize(
+    "prompt", ["", " ", "\n\t", None, 42], ids=["empty", "space", "whitespace", "none", "int"]
+)
+def test_create_request_rejects_empty_prompt(prompt: Any) -> None:
+    with pytest.raises(ValueError, match="prompt"):
+        CreateSessionRequest(prompt=prompt)
+
+
+def test_create_request_is_frozen() -> None:
+    request = CreateSessionRequest(prompt="p")
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        request.prompt = "q"  # type: ignore[misc]
+
+
+def test_create_request_evolve_keeps_conversion() -> None:
+    request = attrs.evolve(CreateSessionRequest(prompt="p"), repos=["o/r"])
+    assert request.repos == ("o/r",)
+
+
+def test_secret_value_is_not_in_repr() -> None:
+    secret = SessionSecret("API_TOKEN", SECRET_VALUE)
+    assert secret.value == SECRET_VALUE
+    assert SECRET_VALUE not in repr(secret)
+    assert SECRET_VALUE not in str(secret)
+    assert "API_TOKEN" in repr(secret)
+
+
+def test_secret_value_is_not_in_repr_of_request() -> None:
+    request = CreateSessionRequest(
+        prompt="p", session_secrets=[SessionSecret("API_TOKEN", SECRET_VALUE, sensitive=False)]
+    )
+    assert SECRET_VALUE not in repr(request)
+    assert "API_TOKEN" in repr(request)
+
+
+def test_secret_is_sensitive_by_default() -> None:
+    assert SessionSecret("K", "v").sensitive is True
+
+
+def test_session_defaults_for_optional_fields() -> None:
+    session = Session(
+        session_id="devin-1",
+        url="https://app.devin.ai/sessions/1",
+        status="running",
+        org_id="org-1",
+        created_at=1,
+        updated_at=2,
+        acus_consumed=0.0,
+    )
+    assert session.tags == ()
+    assert session.pull_requests == ()
+    assert session.status_detail is None
+    assert session.is_archived is False
+    assert session.status == SessionStatus.RUNNING
+
+
+def test_pull_request_state_is_optional() -> None:
+    assert PullRequest("https://github.com/o/r/pull/1").pr_state is None

@@ -1,0 +1,551 @@
+"""Sans-I/O protocol: ids, URLs, request building, Retry-After and error decoding."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+from typing import Any
+
+import pytest
+from multidict import CIMultiDict
+
+from devin_async._errors import (
+    APIStatusError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    ConflictError,
+    InternalServerError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ResponseValidationError,
+    UnprocessableEntityError,
+    ValidationDetail,
+)
+from devin_async._models import CreateSessionRequest
+from devin_async._protocol import (
+    Request,
+    Response,
+    Scope,
+    check_base_url,
+    check_org_id,
+    create_session,
+    decode,
+    get_session,
+    normalize_session_id,
+    parse_retry_after,
+    request_id_of,
+    status_error,
+)
+
+NOW = 1_700_000_000.0  # a fixed "now", Unix seconds
+URL = "https://api.devin.ai/v3/organizations/org-1/sessions/devin-1"
+GET = Request("GET", "/v3/organizations/org-1/sessions/devin-1")
+
+
+def _response(status: int, body: object = b"", **headers: str) -> Response:
+    # aiohttp hands the protocol case-insensitive headers; so does this helper.
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return Response(status, CIMultiDict(headers), raw)
+
+
+# ------------------------------------------------------------------ session ids
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("devin-abc", "devin-abc"),
+        ("abc", "devin-abc"),
+        ("0123456789abcdef", "devin-0123456789abcdef"),
+        ("devin-0123456789abcdef", "devin-0123456789abcdef"),
+        ("a_b-c.d", "devin-a_b-c.d"),
+    ],
+    ids=["prefixed", "bare", "bare-hex", "prefixed-hex", "punctuation"],
+)
+def test_normalize_session_id_accepts(given: str, expected: str) -> None:
+    assert normalize_session_id(given) == expected
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "",
+        "devin-",
+        "/",
+        "a/b",
+        "devin-a/../b",
+        "a?b",
+        "a#b",
+        "a%2F",
+        " a",
+        "a ",
+        "a b",
+        "a\n",
+        "a\tb",
+        "..",
+        "a..b",
+        "devin-..",
+        "a\\b",
+        "devin-\u0430bc",  # Cyrillic a
+        "\uff41bc",  # fullwidth a
+        "a\u0663",  # Arabic-Indic digit three
+        "a\u200bb",  # zero-width space
+    ],
+    ids=[
+        "empty",
+        "prefix-only",
+        "slash",
+        "inner-slash",
+        "traversal",
+        "query",
+        "fragment",
+        "percent",
+        "leading-space",
+        "trailing-space",
+        "inner-space",
+        "trailing-newline",
+        "tab",
+        "dot-dot",
+        "inner-dot-dot",
+        "prefixed-dot-dot",
+        "backslash",
+        "cyrillic-lookalike",
+        "fullwidth-lookalike",
+        "non-ascii-digit",
+        "zero-width-space",
+    ],
+)
+def test_normalize_session_id_rejects(given: str) -> None:
+    with pytest.raises(ValueError, match="invalid session id"):
+        normalize_session_id(given)
+
+
+@pytest.mark.parametrize("given", [None, 123, b"devin-abc"], ids=["none", "int", "bytes"])
+def test_normalize_session_id_rejects_non_str(given: Any) -> None:
+    with pytest.raises(TypeError, match="must be a str"):
+        normalize_session_id(given)
+
+
+# ------------------------------------------------------------------ base URL and org id
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("https://api.devin.ai", "https://api.devin.ai"),
+        ("https://api.devin.ai/", "https://api.devin.ai"),
+        ("https://proxy.example.com/devin//", "https://proxy.example.com/devin"),
+        ("https://api.devin.ai:8443", "https://api.devin.ai:8443"),
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
+        ("http://127.1.2.3", "http://127.1.2.3"),
+        ("http://[::1]:8080", "http://[::1]:8080"),
+        ("http://localhost", "http://localhost"),
+        ("http://LOCALHOST:9000", "http://LOCALHOST:9000"),
+        ("http://devin.localhost:9000", "http://devin.localhost:9000"),
+    ],
+    ids=[
+        "https",
+        "https-trailing-slash",
+        "https-path-slashes",
+        "https-port",
+        "http-ipv4-loopback",
+        "http-loopback-trailing-slash",
+        "http-loopback-range",
+        "http-ipv6-loopback",
+        "http-localhost",
+        "http-localhost-uppercase",
+        "http-localhost-subdomain",
+    ],
+)
+def test_check_base_url_accepts(given: str, expected: str) -> None:
+    assert check_base_url(given) == expected
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "http://example.com",
+        "http://api.devin.ai",
+        "http://10.0.0.1",
+        "http://[::2]",
+        "http://localhost.example.com",
+        "http://127.0.0.1.nip.io",
+        "ftp://api.devin.ai",
+        "file:///etc/passwd",
+        "api.devin.ai",
+        "https://",
+        "",
+        "https://user:pass@api.devin.ai",
+        "https://token@api.devin.ai",
+        "https://api.devin.ai?x=1",
+        "https://api.devin.ai#frag",
+        # Regression: an empty query or fragment made every request path a query string.
+        "https://api.devin.ai?",
+        "https://api.devin.ai/#",
+        "https://@api.devin.ai",
+        # Regression: a non-numeric port only failed at send time, and was retried.
+        "https://api.devin.ai:abc",
+    ],
+    ids=[
+        "http-remote",
+        "http-devin",
+        "http-private-ip",
+        "http-ipv6-non-loopback",
+        "http-localhost-lookalike",
+        "http-loopback-lookalike",
+        "ftp",
+        "file",
+        "no-scheme",
+        "no-host",
+        "empty",
+        "credentials",
+        "username",
+        "query",
+        "fragment",
+        "empty-query",
+        "empty-fragment",
+        "empty-userinfo",
+        "bad-port",
+    ],
+)
+def test_check_base_url_refuses(given: str) -> None:
+    with pytest.raises(ConfigurationError):
+        check_base_url(given)
+
+
+def test_check_base_url_error_explains_plain_http() -> None:
+    with pytest.raises(ConfigurationError, match="plain http"):
+        check_base_url("http://example.com")
+
+
+def test_check_base_url_error_does_not_echo_credentials() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        check_base_url("https://user:hunter2@api.devin.ai")
+    assert "hunter2" not in str(info.value)
+
+
+@pytest.mark.parametrize("given", ["org-1", "org_ABC-123", "a"], ids=["dash", "mixed", "short"])
+def test_check_org_id_accepts(given: str) -> None:
+    assert check_org_id(given) == given
+
+
+@pytest.mark.parametrize(
+    "given",
+    ["", "org/1", "../org", "org 1", "org-1\n", "org?x", "org#x", "org%2F", "org.1", "\uff4frg"],
+    ids=[
+        "empty",
+        "slash",
+        "traversal",
+        "space",
+        "newline",
+        "query",
+        "fragment",
+        "percent",
+        "dot",
+        "fullwidth",
+    ],
+)
+def test_check_org_id_refuses(given: str) -> None:
+    with pytest.raises(ConfigurationError, match="org_id"):
+        check_org_id(given)
+
+
+# ------------------------------------------------------------------ scopes and requests
+
+
+@pytest.mark.parametrize(
+    ("org_id", "path"),
+    [("org-1", "/v3/organizations/org-1/sessions"), (None, "/v3/enterprise/sessions")],
+    ids=["organization", "enterprise"],
+)
+def test_scope_sessions_path(org_id: str | None, path: str) -> None:
+    assert Scope(org_id).sessions_path == path
+
+
+@pytest.mark.parametrize(
+    ("org_id", "session_id", "path"),
+    [
+        ("org-1", "abc", "/v3/organizations/org-1/sessions/devin-abc"),
+        ("org-1", "devin-abc", "/v3/organizations/org-1/sessions/devin-abc"),
+        (None, "abc", "/v3/enterprise/sessions/devin-abc"),
+    ],
+    ids=["org-bare-id", "org-prefixed-id", "enterprise"],
+)
+def test_get_session_request(org_id: str | None, session_id: str, path: str) -> None:
+    request = get_session(Scope(org_id), session_id)
+    assert request == Request("GET", path, query=(), body=None, idempotent=True)
+
+
+def test_get_session_rejects_unsafe_id_before_building() -> None:
+    with pytest.raises(ValueError, match="invalid session id"):
+        get_session(Scope("org-1"), "../other")
+
+
+def test_create_session_request() -> None:
+    request = create_session(Scope("org-1"), CreateSessionRequest(prompt="Fix it", tags=["a"]))
+    assert request.method == "POST"
+    assert request.path == "/v3/organizations/org-1/sessions"
+    assert request.idempotent is False
+    assert request.query == ()
+    assert request.body is not None
+    assert json.loads(request.body) == {"prompt": "Fix it", "tags": ["a"]}
+
+
+def test_create_session_without_org_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="org_id"):
+        create_session(Scope(None), CreateSessionRequest(prompt="Fix it"))
+
+
+# ------------------------------------------------------------------ Retry-After
+
+
+def _http_date(offset: float) -> str:
+    return email.utils.formatdate(NOW + offset, usegmt=True)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2", 2.0),
+        ("0", 0.0),
+        ("1.5", 1.5),
+        (" 3 ", 3.0),
+        ("120", 120.0),
+        (_http_date(30), 30.0),
+        (_http_date(0), 0.0),
+        (_http_date(-30), 0.0),
+        ("Thu, 01 Jan 1970 00:00:00 GMT", 0.0),
+        ("soon", None),
+        ("", None),
+        ("Mon, 99 Foo 2024 99:99:99 GMT", None),
+        ("-1", None),
+        ("-0.5", None),
+        ("inf", None),
+        ("-inf", None),
+        ("nan", None),
+        ("1e400", None),
+        (None, None),
+    ],
+    ids=[
+        "seconds",
+        "zero",
+        "fractional",
+        "padded",
+        "large",
+        "date-future",
+        "date-now",
+        "date-past",
+        "date-epoch",
+        "garbage",
+        "empty",
+        "bad-date",
+        "negative",
+        "negative-fraction",
+        "inf",
+        "minus-inf",
+        "nan",
+        "overflow",
+        "absent",
+    ],
+)
+def test_parse_retry_after(value: str | None, expected: float | None) -> None:
+    assert parse_retry_after(value, NOW) == expected
+
+
+def test_parse_retry_after_date_without_zone_is_ignored() -> None:
+    # "-0000" means "zone unknown" (RFC 5322): there is no safe offset to apply.
+    assert parse_retry_after("Tue, 14 Nov 2023 22:13:50 -0000", NOW) is None
+
+
+# ------------------------------------------------------------------ status errors
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [
+        (400, BadRequestError),
+        (401, AuthenticationError),
+        (403, PermissionDeniedError),
+        (404, NotFoundError),
+        (409, ConflictError),
+        (422, UnprocessableEntityError),
+        (429, RateLimitError),
+        (500, InternalServerError),
+        (502, InternalServerError),
+        (503, InternalServerError),
+        (599, InternalServerError),
+        (418, APIStatusError),
+        (301, APIStatusError),
+    ],
+    ids=lambda x: str(x) if isinstance(x, int) else x.__name__,
+)
+def test_status_error_class_and_data(status: int, cls: type[APIStatusError]) -> None:
+    response = _response(status, {"detail": "went wrong"}, **{"X-Request-Id": "req-42"})
+    err = status_error(GET, response, URL, now=NOW)
+    assert type(err) is cls
+    assert err.status_code == status
+    assert err.body == {"detail": "went wrong"}
+    assert err.request_id == "req-42"
+    assert err.method == "GET"
+    assert err.url == URL
+    assert err.headers["x-request-id"] == "req-42"
+    assert str(err) == f"GET {GET.path} -> HTTP {status}: went wrong"
+
+
+def test_status_error_without_body_has_a_bare_message() -> None:
+    err = status_error(GET, _response(500), URL, now=NOW)
+    assert str(err) == f"GET {GET.path} -> HTTP 500"
+    assert err.body == ""
+    assert err.request_id is None
+
+
+def test_status_error_keeps_non_json_body_as_text() -> None:
+    err = status_error(GET, _response(502, b"<html>Bad\nGateway</html>\n"), URL, now=NOW)
+    assert err.body == "<html>Bad\nGateway</html>\n"
+    assert str(err).endswith(": <html>Bad Gateway</html>")
+
+
+def test_status_error_message_is_bounded() -> None:
+    err = status_error(GET, _response(400, {"detail": "x" * 10_000}), URL, now=NOW)
+    assert len(str(err)) < 500
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"X-Request-Id": "a"}, "a"),
+        ({"Request-Id": "b"}, "b"),
+        ({"x-amzn-RequestId": "c"}, "c"),
+        ({"CF-Ray": "d"}, "d"),
+        ({"CF-Ray": "d", "X-Request-Id": "a"}, "a"),
+        ({"X-Request-Id": ""}, None),
+        ({}, None),
+    ],
+    ids=["x-request-id", "request-id", "amzn", "cf-ray", "preference", "empty", "absent"],
+)
+def test_request_id_of(headers: dict[str, str], expected: str | None) -> None:
+    assert request_id_of(CIMultiDict(headers)) == expected
+
+
+def test_422_with_fastapi_detail_list() -> None:
+    body = {
+        "detail": [
+            {"loc": ["body", "prompt"], "msg": "Field required", "type": "missing"},
+            {"loc": ["body", "tags", 0], "msg": "Input should be a valid string", "type": "s"},
+        ]
+    }
+    err = status_error(Request("POST", "/v3/x"), _response(422, body), URL, now=NOW)
+    assert isinstance(err, UnprocessableEntityError)
+    assert err.errors == (
+        ValidationDetail(loc=("body", "prompt"), msg="Field required", type="missing"),
+        ValidationDetail(loc=("body", "tags", 0), msg="Input should be a valid string", type="s"),
+    )
+    assert "body.prompt: Field required" in str(err)
+    assert "body.tags.0: Input should be a valid string" in str(err)
+
+
+def test_422_with_problem_json_errors() -> None:
+    body = {
+        "type": "about:blank",
+        "title": "Unprocessable Entity",
+        "status": 422,
+        "detail": "Request validation failed",
+        "instance": "/v3/organizations/org-1/sessions",
+        "errors": [{"loc": ["body", "max_acu_limit"], "msg": "must be >= 1", "type": "ge"}],
+    }
+    err = status_error(Request("POST", "/v3/x"), _response(422, body), URL, now=NOW)
+    assert isinstance(err, UnprocessableEntityError)
+    assert err.errors == (
+        ValidationDetail(loc=("body", "max_acu_limit"), msg="must be >= 1", type="ge"),
+    )
+    assert str(err).endswith("HTTP 422: Request validation failed")
+
+
+def test_422_with_problem_json_errors_and_no_detail_summarises_errors() -> None:
+    body = {"title": "Unprocessable", "status": 422, "errors": [{"loc": ["q"], "msg": "bad"}]}
+    err = status_error(GET, _response(422, body), URL, now=NOW)
+    assert isinstance(err, UnprocessableEntityError)
+    assert err.errors == (ValidationDetail(loc=("q",), msg="bad", type=""),)
+    assert str(err).endswith(": q: bad")
+
+
+def test_422_with_string_detail() -> None:
+    err = status_error(GET, _response(422, {"detail": "prompt is too long"}), URL, now=NOW)
+    assert isinstance(err, UnprocessableEntityError)
+    assert err.errors == ()
+    assert str(err).endswith(": prompt is too long")
+
+
+def test_422_tolerates_malformed_detail_items() -> None:
+    body = {"detail": ["oops", {"loc": "body", "msg": 3}, {"loc": [None, "x", 1.5]}]}
+    err = status_error(GET, _response(422, body), URL, now=NOW)
+    assert isinstance(err, UnprocessableEntityError)
+    assert err.errors == (
+        ValidationDetail(loc=(), msg="3", type=""),
+        ValidationDetail(loc=("x",), msg="", type=""),
+    )
+
+
+def test_problem_json_title_is_the_summary_without_detail() -> None:
+    body = {"type": "about:blank", "title": "Forbidden", "status": 403, "detail": None}
+    err = status_error(GET, _response(403, body), URL, now=NOW)
+    assert isinstance(err, PermissionDeniedError)
+    assert str(err).endswith("HTTP 403: Forbidden")
+
+
+@pytest.mark.parametrize(
+    "body", [[1, 2], {"unrelated": 1}, 42], ids=["array", "no-known-keys", "number"]
+)
+def test_unrecognised_error_body_keeps_bare_message(body: object) -> None:
+    err = status_error(GET, _response(400, body), URL, now=NOW)
+    assert str(err) == f"GET {GET.path} -> HTTP 400"
+    assert err.body == body
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [("7", 7.0), (_http_date(12), 12.0), (None, None), ("later", None)],
+    ids=["seconds", "http-date", "absent", "garbage"],
+)
+def test_429_parses_retry_after(header: str | None, expected: float | None) -> None:
+    headers = {} if header is None else {"Retry-After": header}
+    err = status_error(GET, _response(429, {"detail": "slow down"}, **headers), URL, now=NOW)
+    assert isinstance(err, RateLimitError)
+    assert err.retry_after == expected
+
+
+def test_429_reads_retry_after_case_insensitively() -> None:
+    err = status_error(GET, _response(429, **{"retry-after": "4"}), URL, now=NOW)
+    assert isinstance(err, RateLimitError)
+    assert err.retry_after == 4.0
+
+
+# ------------------------------------------------------------------ decode
+
+
+@pytest.mark.parametrize("status", [200, 201, 299])
+def test_decode_2xx_returns_json(status: int) -> None:
+    assert decode(GET, _response(status, {"ok": [1]}), URL) == {"ok": [1]}
+
+
+@pytest.mark.parametrize(
+    "body", [b"<html>ok</html>", b"", b"\xff"], ids=["html", "empty", "invalid-utf8"]
+)
+def test_decode_2xx_non_json_is_a_validation_error(body: bytes) -> None:
+    with pytest.raises(ResponseValidationError):
+        decode(GET, _response(200, body), URL)
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [(404, NotFoundError), (500, InternalServerError), (302, APIStatusError)],
+    ids=["404", "500", "redirect"],
+)
+def test_decode_non_2xx_raises_status_error(status: int, cls: type[APIStatusError]) -> None:
+    with pytest.raises(cls) as info:
+        decode(GET, _response(status, {"detail": "x"}), URL)
+    assert info.value.status_code == status
+    assert info.value.url == URL

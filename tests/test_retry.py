@@ -1,0 +1,409 @@
+"""Retry policy: the pure classification table, the retry loop and poll backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import time
+import warnings
+from collections.abc import Sequence
+
+import pytest
+from multidict import CIMultiDict
+
+from devin_async._errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    RateLimitError,
+    ResponseValidationError,
+)
+from devin_async._protocol import Request, Response, status_error
+from devin_async._retry import (
+    PollBackoff,
+    RetryPolicy,
+    call_with_retries,
+    retry_reason,
+    server_delay,
+)
+
+URL = "https://api.devin.ai/v3/organizations/org-1/sessions"
+
+
+def http_error(status: int, **headers: str) -> APIStatusError:
+    request = Request("GET", "/v3/organizations/org-1/sessions/devin-1")
+    return status_error(request, Response(status, CIMultiDict(headers), b""), URL)
+
+
+def rate_limited(retry_after: float | None) -> RateLimitError:
+    headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
+    err = http_error(429, **headers)
+    assert isinstance(err, RateLimitError)
+    return err
+
+
+def conn_error(*, sent: bool) -> APIConnectionError:
+    return APIConnectionError("refused", method="GET", url=URL, request_sent=sent)
+
+
+def timeout_error(*, sent: bool) -> APITimeoutError:
+    return APITimeoutError("slow", method="GET", url=URL, request_sent=sent)
+
+
+# ------------------------------------------------------------------ retry_reason
+
+RETRYABLE_IF_IDEMPOTENT = {408, 429, 500, 502, 503, 504}
+ALWAYS_RETRYABLE = {429}
+
+
+@pytest.mark.parametrize("idempotent", [True, False], ids=["idempotent", "not-idempotent"])
+@pytest.mark.parametrize(
+    "status", [400, 401, 403, 404, 408, 409, 422, 429, 500, 501, 502, 503, 504]
+)
+def test_retry_reason_for_status(status: int, idempotent: bool) -> None:
+    retryable = RETRYABLE_IF_IDEMPOTENT if idempotent else ALWAYS_RETRYABLE
+    expected = f"HTTP {status}" if status in retryable else None
+    assert retry_reason(http_error(status), idempotent=idempotent) == expected
+
+
+@pytest.mark.parametrize(
+    ("exc", "idempotent", "expected"),
+    [
+        (conn_error(sent=False), True, "connection error"),
+        (conn_error(sent=False), False, "connection error"),
+        (conn_error(sent=True), True, "connection error"),
+        (conn_error(sent=True), False, None),
+        (timeout_error(sent=False), True, "timeout"),
+        (timeout_error(sent=False), False, "timeout"),
+        (timeout_error(sent=True), True, "timeout"),
+        (timeout_error(sent=True), False, None),
+        (ResponseValidationError("bad", body=""), True, None),
+        (ValueError("bug"), True, None),
+        (asyncio.CancelledError(), True, None),
+    ],
+    ids=[
+        "refused-idempotent",
+        "refused-post",
+        "reset-idempotent",
+        "reset-post",
+        "connect-timeout-idempotent",
+        "connect-timeout-post",
+        "read-timeout-idempotent",
+        "read-timeout-post",
+        "bad-body",
+        "foreign-error",
+        "cancelled",
+    ],
+)
+def test_retry_reason_for_other_errors(
+    exc: BaseException, idempotent: bool, expected: str | None
+) -> None:
+    assert retry_reason(exc, idempotent=idempotent) == expected
+
+
+# ------------------------------------------------------------------ server_delay
+
+
+def test_server_delay_of_http_date_is_relative_to_now() -> None:
+    when = email.utils.formatdate(time.time() + 3600, usegmt=True)
+    delay = server_delay(http_error(503, **{"Retry-After": when}))
+    assert delay is not None
+    assert 3000 < delay <= 3600
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (rate_limited(3), 3.0),
+        (rate_limited(None), None),
+        (http_error(503, **{"Retry-After": "7"}), 7.0),
+        (http_error(503), None),
+        (http_error(503, **{"Retry-After": "soon"}), None),
+        (conn_error(sent=False), None),
+        (ValueError("x"), None),
+    ],
+    ids=["429", "429-no-header", "503-header", "503-no-header", "503-garbage", "conn", "foreign"],
+)
+def test_server_delay(exc: BaseException, expected: float | None) -> None:
+    assert server_delay(exc) == expected
+
+
+# ------------------------------------------------------------------ call_with_retries
+
+
+class Script:
+    """An attempt function that plays outcomes in order (exceptions are raised)."""
+
+    def __init__(self, outcomes: Sequence[object]) -> None:
+        self.outcomes = list(outcomes)
+        self.calls = 0
+
+    async def __call__(self) -> object:
+        outcome = self.outcomes[min(self.calls, len(self.outcomes) - 1)]
+        self.calls += 1
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+
+class Sleeps:
+    """A sleep that records the requested delays and returns at once."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+
+
+POLICY = RetryPolicy(max_retries=3, backoff_base=0.5, backoff_max=2.0, max_retry_after=60.0)
+
+
+async def run(
+    script: Script, sleeps: Sleeps, *, idempotent: bool = True, policy: RetryPolicy = POLICY
+) -> object:
+    return await call_with_retries(
+        script, idempotent=idempotent, policy=policy, sleep=sleeps, what="GET /v3/x"
+    )
+
+
+async def test_success_first_try_makes_one_call() -> None:
+    script, sleeps = Script(["ok"]), Sleeps()
+    assert await run(script, sleeps) == "ok"
+    assert script.calls == 1
+    assert sleeps.delays == []
+
+
+async def test_get_retried_on_503_then_succeeds() -> None:
+    script, sleeps = Script([http_error(503), http_error(503), "ok"]), Sleeps()
+    assert await run(script, sleeps) == "ok"
+    assert script.calls == 3
+    assert len(sleeps.delays) == 2
+    assert all(0 <= d <= POLICY.backoff_max for d in sleeps.delays)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [conn_error(sent=True), timeout_error(sent=True), http_error(408), http_error(504)],
+    ids=["reset", "timeout", "408", "504"],
+)
+async def test_get_retried_on_transient_failures(exc: Exception) -> None:
+    script, sleeps = Script([exc, "ok"]), Sleeps()
+    assert await run(script, sleeps) == "ok"
+    assert script.calls == 2
+
+
+async def test_gives_up_after_max_retries_plus_one_raising_the_last_error() -> None:
+    errors = [http_error(503) for _ in range(4)]
+    script, sleeps = Script(errors), Sleeps()
+    with pytest.raises(APIStatusError) as info:
+        await run(script, sleeps)
+    assert info.value is errors[-1]
+    assert script.calls == POLICY.max_retries + 1
+    assert len(sleeps.delays) == POLICY.max_retries
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422])
+async def test_client_errors_are_not_retried(status: int) -> None:
+    error = http_error(status)
+    script, sleeps = Script([error, "ok"]), Sleeps()
+    with pytest.raises(APIStatusError) as info:
+        await run(script, sleeps)
+    assert info.value is error
+    assert script.calls == 1
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+async def test_post_with_5xx_is_called_once(status: int) -> None:
+    script, sleeps = Script([http_error(status), "ok"]), Sleeps()
+    with pytest.raises(APIStatusError):
+        await run(script, sleeps, idempotent=False)
+    assert script.calls == 1
+    assert sleeps.delays == []
+
+
+async def test_post_refused_before_sending_is_retried() -> None:
+    script, sleeps = Script([conn_error(sent=False), "created"]), Sleeps()
+    assert await run(script, sleeps, idempotent=False) == "created"
+    assert script.calls == 2
+
+
+@pytest.mark.parametrize(
+    "exc", [timeout_error(sent=True), conn_error(sent=True)], ids=["timeout", "reset"]
+)
+async def test_post_that_may_have_been_sent_is_called_once(exc: Exception) -> None:
+    script, sleeps = Script([exc, "created"]), Sleeps()
+    with pytest.raises(APIConnectionError) as info:
+        await run(script, sleeps, idempotent=False)
+    assert info.value is exc
+    assert script.calls == 1
+
+
+async def test_post_retried_on_429() -> None:
+    script, sleeps = Script([rate_limited(None), "created"]), Sleeps()
+    assert await run(script, sleeps, idempotent=False) == "created"
+    assert script.calls == 2
+
+
+async def test_post_stops_retrying_when_a_retry_fails_after_sending() -> None:
+    script, sleeps = Script([conn_error(sent=False), http_error(502), "created"]), Sleeps()
+    with pytest.raises(APIStatusError, match="502"):
+        await run(script, sleeps, idempotent=False)
+    assert script.calls == 2
+
+
+async def test_retry_after_is_the_floor_of_the_delay() -> None:
+    script, sleeps = Script([rate_limited(5), rate_limited(1.5), "ok"]), Sleeps()
+    assert await run(script, sleeps) == "ok"
+    # Backoff alone stays under backoff_max (2 s); the server's wait wins when longer.
+    assert sleeps.delays[0] == 5.0
+    assert 1.5 <= sleeps.delays[1] <= POLICY.backoff_max
+
+
+async def test_retry_after_on_5xx_is_honoured() -> None:
+    script, sleeps = Script([http_error(503, **{"Retry-After": "9"}), "ok"]), Sleeps()
+    assert await run(script, sleeps) == "ok"
+    assert sleeps.delays == [9.0]
+
+
+async def test_retry_after_above_cap_raises_at_once() -> None:
+    error = rate_limited(120)
+    script, sleeps = Script([error, "ok"]), Sleeps()
+    with pytest.raises(RateLimitError) as info:
+        await run(script, sleeps)
+    assert info.value is error
+    assert info.value.retry_after == 120.0
+    assert script.calls == 1
+    assert sleeps.delays == []
+
+
+async def test_retry_after_above_cap_on_a_later_attempt_raises_it() -> None:
+    script, sleeps = Script([http_error(503), rate_limited(600), "ok"]), Sleeps()
+    with pytest.raises(RateLimitError) as info:
+        await run(script, sleeps)
+    assert info.value.retry_after == 600.0
+    assert script.calls == 2
+    assert len(sleeps.delays) == 1
+
+
+async def test_total_time_bound_stops_a_wait_that_would_overrun_it() -> None:
+    policy = RetryPolicy(max_retries=5, max_total=10.0, max_retry_after=60.0)
+    script, sleeps = Script([rate_limited(30), "ok"]), Sleeps()
+    with pytest.raises(RateLimitError):
+        await run(script, sleeps, policy=policy)
+    assert script.calls == 1
+    assert sleeps.delays == []
+
+
+async def test_cancelled_error_is_not_retried() -> None:
+    script, sleeps = Script([asyncio.CancelledError(), "ok"]), Sleeps()
+    with pytest.raises(asyncio.CancelledError):
+        await run(script, sleeps)
+    assert script.calls == 1
+
+
+async def test_cancelled_error_during_a_retry_propagates() -> None:
+    script, sleeps = Script([http_error(503), asyncio.CancelledError(), "ok"]), Sleeps()
+    with pytest.raises(asyncio.CancelledError):
+        await run(script, sleeps)
+    assert script.calls == 2
+    assert len(sleeps.delays) == 1
+
+
+async def test_cancelled_sleep_propagates() -> None:
+    async def cancelled_sleep(delay: float) -> None:
+        raise asyncio.CancelledError
+
+    script = Script([http_error(503), "ok"])
+    with pytest.raises(asyncio.CancelledError):
+        await call_with_retries(
+            script, idempotent=True, policy=POLICY, sleep=cancelled_sleep, what="GET /v3/x"
+        )
+    assert script.calls == 1
+
+
+@pytest.mark.parametrize("after_retry", [False, True], ids=["first-call", "after-retry"])
+async def test_foreign_exception_propagates_unchanged(after_retry: bool) -> None:
+    bug = KeyError("bug")
+    outcomes: list[object] = [http_error(503), bug, "ok"] if after_retry else [bug, "ok"]
+    script, sleeps = Script(outcomes), Sleeps()
+    with pytest.raises(KeyError) as info:
+        await run(script, sleeps)
+    assert info.value is bug
+    assert script.calls == len(outcomes) - 1
+
+
+async def test_response_validation_error_is_not_retried() -> None:
+    script, sleeps = Script([ResponseValidationError("bad", body="<"), "ok"]), Sleeps()
+    with pytest.raises(ResponseValidationError):
+        await run(script, sleeps)
+    assert script.calls == 1
+
+
+async def test_max_retries_zero_means_one_call() -> None:
+    script, sleeps = Script([http_error(503), "ok"]), Sleeps()
+    with pytest.raises(APIStatusError):
+        await run(script, sleeps, policy=RetryPolicy(max_retries=0))
+    assert script.calls == 1
+    assert sleeps.delays == []
+
+
+async def test_retries_are_logged_without_secrets(caplog: pytest.LogCaptureFixture) -> None:
+    script, sleeps = Script([http_error(503), "ok"]), Sleeps()
+    with caplog.at_level(logging.DEBUG, logger="devin_async"):
+        await run(script, sleeps)
+    messages = [r.getMessage() for r in caplog.records if r.name == "devin_async"]
+    assert len(messages) == 1
+    assert "retrying GET /v3/x" in messages[0]
+    assert "HTTP 503" in messages[0]
+
+
+# ------------------------------------------------------------------ PollBackoff
+
+
+def test_poll_backoff_grows_and_is_capped() -> None:
+    backoff = PollBackoff(1.0, 8.0)
+    delays = [backoff.next_delay() for _ in range(6)]
+    # attempt n: 1 * 2**(n-1) plus up to 0.5 s of jitter, never above the cap.
+    ranges = [(1.0, 1.5), (2.0, 2.5), (4.0, 4.5), (8.0, 8.0), (8.0, 8.0), (8.0, 8.0)]
+    for delay, (low, high) in zip(delays, ranges, strict=True):
+        assert low <= delay <= high
+
+
+def test_poll_backoff_reset_returns_to_the_first_range() -> None:
+    backoff = PollBackoff(2.0, 30.0)
+    for _ in range(5):
+        backoff.next_delay()
+    backoff.reset()
+    assert 2.0 <= backoff.next_delay() <= 3.0
+    assert 4.0 <= backoff.next_delay() <= 5.0
+
+
+def test_poll_backoff_cap_below_first_uses_first() -> None:
+    backoff = PollBackoff(5.0, 1.0)
+    assert [backoff.next_delay() for _ in range(3)] == [5.0, 5.0, 5.0]
+
+
+def test_poll_backoff_survives_very_long_waits() -> None:
+    backoff = PollBackoff(2.0, 30.0)
+    for _ in range(5_000):
+        delay = backoff.next_delay()
+    assert delay == 30.0
+
+
+def test_poll_backoff_emits_no_deprecation_warning() -> None:
+    # Regression: tenacity 9.2 deprecates wait_exponential_jitter(initial=...), which
+    # turned every wait with a first delay other than 1 s into an error under -W error.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        backoff = PollBackoff(2.0, 30.0)
+        assert 2.0 <= backoff.next_delay() <= 3.0
+
+
+def test_independent_backoffs_do_not_share_progress() -> None:
+    first, second = PollBackoff(1.0, 64.0), PollBackoff(1.0, 64.0)
+    for _ in range(4):
+        first.next_delay()
+    assert 1.0 <= second.next_delay() <= 1.5
+    assert 16.0 <= first.next_delay() <= 16.5

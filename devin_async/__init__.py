@@ -1,6 +1,6 @@
 """devin_async: an async-first Python client for the Devin REST API v3."""
 
-from ._client import DevinClient, await_session
+from ._client import CREATE_TAG_PREFIX, DevinClient, await_session
 from ._errors import (
     APIConnectionError,
     APIStatusError,
@@ -20,10 +20,12 @@ from ._errors import (
     UnprocessableEntityError,
     ValidationDetail,
 )
+from ._fanout import SessionResult, SessionWaits, SessionWatch
 from ._models import (
     AdvancedMode,
     CreateSessionRequest,
     DevinMode,
+    Page,
     PullRequest,
     Session,
     SessionCategory,
@@ -36,6 +38,7 @@ from ._polling import Predicate, is_settled, is_settled_or_awaiting_approval
 from ._version import __version__
 
 __all__ = [
+    "CREATE_TAG_PREFIX",
     "APIConnectionError",
     "APIStatusError",
     "APITimeoutError",
@@ -52,6 +55,7 @@ __all__ = [
     "DevinMode",
     "InternalServerError",
     "NotFoundError",
+    "Page",
     "PermissionDeniedError",
     "Predicate",
     "PullRequest",
@@ -60,8 +64,11 @@ __all__ = [
     "Session",
     "SessionCategory",
     "SessionOrigin",
+    "SessionResult",
     "SessionSecret",
     "SessionStatus",
+    "SessionWaits",
+    "SessionWatch",
     "StatusDetail",
     "UnprocessableEntityError",
     "ValidationDetail",

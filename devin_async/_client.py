@@ -8,29 +8,42 @@ https://docs.devin.ai/api-reference/v3/sessions/post-organizations-sessions.md
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
+import attrs
 
 from . import _convert, _protocol
-from ._errors import ConfigurationError
+from ._errors import AwaitTimeoutError, ClientClosedError, ConfigurationError
+from ._fanout import SessionResult, SessionWaits, SessionWatch, create_many
+from ._limits import Governor
 from ._models import AdvancedMode, CreateSessionRequest, DevinMode, Session, SessionSecret
-from ._polling import Predicate, is_settled, wait_for_session
-from ._retry import RetryPolicy, Sleep, call_with_retries
+from ._poller import LIST_BATCH, Poller
+from ._polling import Predicate, is_settled
+from ._retry import RetryPolicy, Sleep, call_exactly_once, call_with_retries
 from ._transport import Transport, user_agent
 from ._version import __version__
 
-__all__ = ["DevinClient", "await_session"]
+__all__ = ["CREATE_TAG_PREFIX", "DevinClient", "await_session"]
+
+log = logging.getLogger("devin_async")
 
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_AWAIT_TIMEOUT = 600.0
 DEFAULT_POLL_INTERVAL = 2.0
 DEFAULT_MAX_POLL_INTERVAL = 30.0
+DEFAULT_MAX_IN_FLIGHT = 64
+DEFAULT_CREATE_CONCURRENCY = 8
+
+# The reserved tag that makes a create findable after an ambiguous failure.
+CREATE_TAG_PREFIX = "devin-async-create:"
 
 
 def _positive(name: str, value: float) -> float:
@@ -56,8 +69,15 @@ class DevinClient:
         session: an ``aiohttp.ClientSession`` to borrow; it is never closed by the client.
         poll_interval: default first delay between polls of a wait, seconds.
         max_poll_interval: default cap on the delay between polls, seconds.
-        sleep: coroutine used for every wait (injected in tests).
-        clock: monotonic clock, seconds (injected in tests).
+        requests_per_second: client-wide cap on requests started per second; None
+            means no fixed cap, only the adaptive slow-down after a 429.
+        max_in_flight: client-wide bound on concurrent HTTP requests.
+        exactly_once_create: tag each create with a unique token so that a create
+            that failed ambiguously (timeout, dropped connection, 5xx) can be looked up
+            instead of lost or duplicated. False sends creates untagged and never
+            retries them after an ambiguous failure.
+        sleep: coroutine used for retry backoff and rate limiting (injected in tests).
+        clock: monotonic clock of the rate limiter, seconds (injected in tests).
 
     Raises:
         ConfigurationError: no API key, or an unsafe base URL or org id.
@@ -74,6 +94,9 @@ class DevinClient:
         session: aiohttp.ClientSession | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
+        requests_per_second: float | None = None,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        exactly_once_create: bool = True,
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -96,7 +119,15 @@ class DevinClient:
         self._scope = _protocol.Scope(self.org_id)
         self._policy = RetryPolicy(max_retries=max_retries)
         self._sleep = sleep
-        self._clock = clock
+        self.exactly_once_create = exactly_once_create
+        self._governor = Governor(
+            requests_per_second=requests_per_second,
+            max_in_flight=max_in_flight,
+            clock=clock,
+            sleep=sleep,
+        )
+        fetch_many = self._fetch_many if self.org_id is not None else None
+        self._poller = Poller(self._fetch_one, fetch_many)
         self._transport = Transport(
             self.base_url,
             {
@@ -106,6 +137,7 @@ class DevinClient:
             },
             self.timeout,
             session,
+            max_connections=max_in_flight,
         )
 
     def __repr__(self) -> str:
@@ -132,13 +164,31 @@ class DevinClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the client and its own HTTP session (a borrowed session stays open)."""
+        """Close the client and its own HTTP session (a borrowed session stays open).
+
+        Waits still pending end with ``ClientClosedError``.
+        """
+        if not self.closed:
+            self._poller.close(ClientClosedError("the DevinClient was closed while waiting"))
+        await self._poller.stopped()
         await self._transport.aclose()
 
     # ------------------------------------------------------------------ plumbing
 
-    async def _attempt(self, request: _protocol.Request, timeout: float | None = None) -> Any:
-        response = await self._transport.send(request, timeout)
+    async def _attempt(self, request: _protocol.Request) -> Any:
+        """Send one request through the governor and decode it (no retries)."""
+        governor = self._governor
+        await governor.acquire()
+        try:
+            response = await self._transport.send(request)
+        finally:
+            governor.release()
+        if response.status == 429:
+            governor.on_rate_limited(
+                _protocol.parse_retry_after(response.headers.get("retry-after"), time.time())
+            )
+        else:
+            governor.on_success()
         return _protocol.decode(request, response, self._transport.url(request))
 
     async def _call(self, request: _protocol.Request) -> Any:
@@ -180,8 +230,10 @@ class DevinClient:
         """Start a Devin session and return it as created.
 
         Pass a prompt and keyword fields, or one ``CreateSessionRequest``. Fields left
-        as None are not sent (the server applies its defaults). The create is retried
-        only when the server cannot have acted on it (refused connection, 429).
+        as None are not sent (the server applies its defaults). A create is sent again
+        only when the server cannot have acted on it (refused connection, 429), or, with
+        ``exactly_once_create`` (the default), after its token tag was looked up and not
+        found. See the README section "Exactly-once create".
 
         Raises:
             ValueError: empty prompt, or a request object together with keywords.
@@ -218,8 +270,40 @@ class DevinClient:
             request = prompt
         else:
             request = CreateSessionRequest(prompt=prompt, **fields)  # type: ignore[arg-type]
-        data = await self._call(_protocol.create_session(self._scope, request))
-        return _convert.structure_session(data)
+        return await self._create(request)
+
+    async def _create(self, request: CreateSessionRequest) -> Session:
+        if not self.exactly_once_create:
+            data = await self._call(_protocol.create_session(self._scope, request))
+            return _convert.structure_session(data)
+        marker = CREATE_TAG_PREFIX + secrets.token_hex(16)
+        tagged = attrs.evolve(request, tags=(*(request.tags or ()), marker))
+        http_request = _protocol.create_session(self._scope, tagged)
+
+        async def send() -> Session:
+            return _convert.structure_session(await self._attempt(http_request))
+
+        async def lookup() -> Session | None:
+            page = await self._list_page({"tags": [marker], "first": 1})
+            return page.items[0] if page.items else None
+
+        return await call_exactly_once(
+            send, lookup, policy=self._policy, sleep=self._sleep, what="create session"
+        )
+
+    async def create_sessions(
+        self,
+        requests: Iterable[str | CreateSessionRequest],
+        *,
+        concurrency: int = DEFAULT_CREATE_CONCURRENCY,
+    ) -> list[SessionResult]:
+        """Start many sessions, at most ``concurrency`` at a time.
+
+        Every request is validated before the first is sent. Returns one
+        ``SessionResult`` per request, in input order; a failed create is a result
+        with ``error`` set and does not stop the others.
+        """
+        return await create_many(self._create, requests, concurrency=concurrency)
 
     async def get_session(self, session_id: str) -> Session:
         """Return the current state of a session (``devin-`` prefix optional).
@@ -232,6 +316,43 @@ class DevinClient:
         data = await self._call(_protocol.get_session(self._scope, session_id))
         return _convert.structure_session(data)
 
+    # ------------------------------------------------------------------ polling
+
+    async def _fetch_one(self, session_id: str) -> Session:
+        """One GET attempt, for the poller (which retries on its next tick)."""
+        data = await self._attempt(_protocol.get_session(self._scope, session_id))
+        return _convert.structure_session(data)
+
+    async def _list_page(self, params: dict[str, object]) -> Any:
+        data = await self._call(_protocol.list_sessions(self._scope, params))
+        return _convert.structure_session_page(data)
+
+    async def _fetch_many(self, session_ids: Sequence[str]) -> list[Session]:
+        """One list attempt per page for up to LIST_BATCH ids, for the poller."""
+        params: dict[str, object] = {"session_ids": list(session_ids), "first": LIST_BATCH}
+        sessions: list[Session] = []
+        for _ in range(len(session_ids) // LIST_BATCH + 2):  # bounded even if cursors loop
+            request = _protocol.list_sessions(self._scope, params)
+            page = _convert.structure_session_page(await self._attempt(request))
+            sessions.extend(page.items)
+            if not page.has_next_page or not page.end_cursor:
+                break
+            params["after"] = page.end_cursor
+        return sessions
+
+    def _wait_options(
+        self, until: Predicate | None, poll_interval: float | None, max_poll_interval: float | None
+    ) -> dict[str, Any]:
+        if self.closed:
+            raise ClientClosedError("the DevinClient is closed; create a new one")
+        return {
+            "until": until or is_settled,
+            "poll_interval": _positive("poll_interval", poll_interval or self.poll_interval),
+            "max_poll_interval": _positive(
+                "max_poll_interval", max_poll_interval or self.max_poll_interval
+            ),
+        }
+
     async def await_session(
         self,
         session_id: str,
@@ -240,14 +361,16 @@ class DevinClient:
         until: Predicate | None = None,
         poll_interval: float | None = None,
         max_poll_interval: float | None = None,
+        on_change: Callable[[Session], object] | None = None,
     ) -> Session:
         """Poll a session until it settles, and return its settled state.
 
         Settled (by default) means status ``exit``/``error``/``suspended`` or
         status_detail ``finished``/``waiting_for_user``; pass ``until=`` to decide
-        otherwise (e.g. ``is_settled_or_awaiting_approval``). Transient failures are
-        retried within the deadline. Cancelling the awaiting task cancels only the
-        wait, never the Devin session.
+        otherwise (e.g. ``is_settled_or_awaiting_approval``). Waits pending at the same
+        time on one client share their polls (one list request per 200 sessions).
+        Transient failures are retried within the deadline. Cancelling the awaiting
+        task cancels only the wait, never the Devin session.
 
         Args:
             session_id: the session to wait for.
@@ -255,30 +378,109 @@ class DevinClient:
             until: predicate on the session; the wait ends when it returns True.
             poll_interval: first delay between polls, seconds (default: the client's).
             max_poll_interval: cap on the delay between polls, seconds.
+            on_change: called with the session each time (status, status_detail)
+                changes, the first poll included.
 
         Raises:
             AwaitTimeoutError: the deadline passed; ``.session`` is the last state seen.
             ValueError: the id is not a safe session id (no request is made).
             DevinError: a failure polling cannot fix (401, 403, 404, ...).
         """
-        request = _protocol.get_session(self._scope, session_id)
+        session_id = _protocol.normalize_session_id(session_id)
+        timeout = _positive("timeout", timeout)
+        options = self._wait_options(until, poll_interval, max_poll_interval)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        waiter = self._poller.subscribe(session_id, on_change=on_change, **options)
+        try:
+            async with asyncio.timeout(timeout):
+                return await waiter.future
+        except TimeoutError:
+            last = waiter.last
+            state = f" (last seen: {last.status}/{last.status_detail})" if last else ""
+            raise AwaitTimeoutError(
+                f"session {session_id} did not settle within {timeout}s{state}",
+                session=last,
+                elapsed=loop.time() - start,
+                polls=waiter.polls,
+            ) from None
+        finally:
+            self._poller.unsubscribe(waiter)
+            await self._poller.stopped()
 
-        async def fetch(remaining: float) -> Session:
-            data = await self._attempt(request, min(self.timeout, remaining))
-            return _convert.structure_session(data)
+    def watch_session(
+        self,
+        session_id: str,
+        *,
+        timeout: float = DEFAULT_AWAIT_TIMEOUT,
+        until: Predicate | None = None,
+        poll_interval: float | None = None,
+        max_poll_interval: float | None = None,
+    ) -> SessionWatch:
+        """Iterate over a session's states: one ``Session`` per change, until it settles.
 
-        return await wait_for_session(
-            fetch,
-            session_id=_protocol.normalize_session_id(session_id),
-            until=until or is_settled,
+        ``async for session in client.watch_session(id):`` yields the first state seen
+        and then each change of (status, status_detail); it stops after the settled
+        state (same ``until`` as ``await_session``). ``async with`` it, or call
+        ``aclose()``, to stop early.
+
+        Raises:
+            ValueError: the id is not a safe session id (no request is made).
+        """
+        return SessionWatch(
+            self._poller,
+            _protocol.normalize_session_id(session_id),
             timeout=_positive("timeout", timeout),
-            poll_interval=_positive("poll_interval", poll_interval or self.poll_interval),
-            max_poll_interval=_positive(
-                "max_poll_interval", max_poll_interval or self.max_poll_interval
-            ),
-            sleep=self._sleep,
-            clock=self._clock,
+            **self._wait_options(until, poll_interval, max_poll_interval),
         )
+
+    def as_completed(
+        self,
+        session_ids: Iterable[str],
+        *,
+        timeout: float = DEFAULT_AWAIT_TIMEOUT,
+        until: Predicate | None = None,
+        poll_interval: float | None = None,
+        max_poll_interval: float | None = None,
+    ) -> SessionWaits:
+        """Wait for many sessions; yield a ``SessionResult`` for each as it settles.
+
+        ``async for result in client.as_completed(ids):`` yields in settle order. A
+        failed or timed-out wait yields a result with ``error`` set and does not end
+        the others. ``timeout`` is one deadline for the whole batch.
+
+        Raises:
+            ValueError: an id is not a safe session id (no request is made).
+        """
+        ids = [_protocol.normalize_session_id(i) for i in session_ids]
+        return SessionWaits(
+            self._poller,
+            ids,
+            timeout=_positive("timeout", timeout),
+            **self._wait_options(until, poll_interval, max_poll_interval),
+        )
+
+    async def await_sessions(
+        self,
+        session_ids: Iterable[str],
+        *,
+        timeout: float = DEFAULT_AWAIT_TIMEOUT,
+        until: Predicate | None = None,
+        poll_interval: float | None = None,
+        max_poll_interval: float | None = None,
+    ) -> list[SessionResult]:
+        """Wait for many sessions and return their results in input order.
+
+        Same options and per-item outcomes as ``as_completed``.
+        """
+        waits = self.as_completed(
+            session_ids,
+            timeout=timeout,
+            until=until,
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
+        )
+        return await waits.gather()
 
 
 async def await_session(
@@ -289,6 +491,7 @@ async def await_session(
     until: Predicate | None = None,
     poll_interval: float | None = None,
     max_poll_interval: float | None = None,
+    on_change: Callable[[Session], object] | None = None,
 ) -> Session:
     """Wait for a session to settle; the same coroutine as ``DevinClient.await_session``."""
     return await client.await_session(
@@ -297,4 +500,5 @@ async def await_session(
         until=until,
         poll_interval=poll_interval,
         max_poll_interval=max_poll_interval,
+        on_change=on_change,
     )

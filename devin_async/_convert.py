@@ -17,9 +17,9 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 
 from ._errors import ResponseValidationError
-from ._models import CreateSessionRequest, PullRequest, Session, SessionSecret
+from ._models import CreateSessionRequest, Page, PullRequest, Session, SessionSecret
 
-__all__ = ["dumps_create_request", "structure", "structure_session"]
+__all__ = ["dumps_create_request", "structure", "structure_session", "structure_session_page"]
 
 T = TypeVar("T")
 
@@ -96,6 +96,11 @@ _converter.register_structure_hook_factory(_is_array, _array_hook)
 
 for _cls in (PullRequest, Session):
     _converter.register_structure_hook(_cls, make_dict_structure_fn(_cls, _converter))
+# Generic aliases are registered by predicate: cattrs cannot resolve hints on them directly.
+_SESSION_PAGE = Page[Session]
+_converter.register_structure_hook_func(
+    lambda tp: tp == _SESSION_PAGE, make_dict_structure_fn(_SESSION_PAGE, _converter)
+)
 
 # Unset request fields are omitted, never sent as null; secrets always carry all keys.
 _converter.register_unstructure_hook(
@@ -140,6 +145,11 @@ def structure(data: object, cls: type[T]) -> T:
 def structure_session(data: object) -> Session:
     """Structure a decoded SessionResponse."""
     return structure(data, Session)
+
+
+def structure_session_page(data: object) -> Page[Session]:
+    """Structure a decoded page of SessionResponse items."""
+    return structure(data, Page[Session])
 
 
 def dumps_create_request(request: CreateSessionRequest) -> bytes:

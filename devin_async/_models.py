@@ -15,14 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import attrs
+
+T = TypeVar("T")
 
 __all__ = [
     "AdvancedMode",
     "CreateSessionRequest",
     "DevinMode",
+    "Page",
     "PullRequest",
     "Session",
     "SessionCategory",
@@ -158,6 +161,16 @@ class Session:
     user_id: str | None = None
     title: str | None = None
     structured_output: dict[str, Any] | None = None
+
+
+@attrs.frozen
+class Page(Generic[T]):
+    """One page of a cursor-paginated list; pass ``end_cursor`` as ``after`` for the next."""
+
+    items: tuple[T, ...]
+    end_cursor: str | None = None
+    has_next_page: bool = False
+    total: int | None = None
 
 
 @attrs.frozen

@@ -1,7 +1,6 @@
-"""When is a session settled, and the loop that waits until it is.
+"""When is a session settled, and is a poll failure worth polling again: pure decisions.
 
-The decisions are pure functions; the loop only fetches, decides and sleeps, with
-``sleep`` and ``clock`` injected so deadlines and backoff are testable without waiting.
+The loop that applies them is ``_poller.Poller``.
 
 Statuses and details: https://docs.devin.ai/api-reference/v3/sessions/get-organizations-session.md
 (``running`` + ``finished`` is "task complete", ``waiting_for_user`` "needs user input").
@@ -9,16 +8,13 @@ Statuses and details: https://docs.devin.ai/api-reference/v3/sessions/get-organi
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
-from ._errors import AwaitTimeoutError, DevinError, ResponseValidationError
+from ._errors import DevinError, ResponseValidationError
 from ._models import Session, SessionStatus, StatusDetail
-from ._retry import PollBackoff, Sleep, retry_reason, server_delay
+from ._retry import retry_reason
 
-__all__ = ["Predicate", "is_settled", "is_settled_or_awaiting_approval", "wait_for_session"]
-
-log = logging.getLogger("devin_async")
+__all__ = ["Predicate", "is_settled", "is_settled_or_awaiting_approval", "is_transient"]
 
 Predicate = Callable[[Session], bool]
 
@@ -45,70 +41,3 @@ def is_transient(exc: DevinError) -> bool:
     return (
         isinstance(exc, ResponseValidationError) or retry_reason(exc, idempotent=True) is not None
     )
-
-
-async def wait_for_session(
-    fetch: Callable[[float], Awaitable[Session]],
-    *,
-    session_id: str,
-    until: Predicate,
-    timeout: float,
-    poll_interval: float,
-    max_poll_interval: float,
-    sleep: Sleep,
-    clock: Callable[[], float],
-) -> Session:
-    """Poll ``fetch`` until ``until(session)`` holds or the deadline passes.
-
-    Args:
-        fetch: makes one GET attempt; its argument is the request timeout, seconds.
-        session_id: for messages and logs.
-        until: the settled predicate.
-        timeout: overall deadline of the wait, seconds.
-        poll_interval: first delay between polls, seconds.
-        max_poll_interval: cap on the delay between polls, seconds.
-        sleep: the coroutine to wait with.
-        clock: a monotonic clock, seconds.
-
-    Raises:
-        AwaitTimeoutError: the deadline passed; carries the last session seen.
-        DevinError: a failure that polling again cannot fix (401, 403, 404, ...).
-    """
-    start = clock()
-    deadline = start + timeout
-    backoff = PollBackoff(poll_interval, max_poll_interval)
-    last: Session | None = None
-    polls = 0
-    while True:
-        remaining = deadline - clock()
-        if remaining <= 0:
-            elapsed = clock() - start
-            state = f" (last seen: {last.status}/{last.status_detail})" if last else ""
-            raise AwaitTimeoutError(
-                f"session {session_id} did not settle within {timeout}s{state}",
-                session=last,
-                elapsed=elapsed,
-                polls=polls,
-            )
-        polls += 1
-        try:
-            session = await fetch(remaining)
-        except DevinError as exc:
-            if not is_transient(exc):
-                raise
-            delay = max(backoff.next_delay(), server_delay(exc) or 0.0)
-            log.debug("poll of %s failed (%s); next poll in %.2fs", session_id, exc, delay)
-        else:
-            if until(session):
-                return session
-            if last is not None and (last.status, last.status_detail) != (
-                session.status,
-                session.status_detail,
-            ):
-                log.debug(
-                    "session %s is now %s/%s", session_id, session.status, session.status_detail
-                )
-                backoff.reset()
-            last = session
-            delay = backoff.next_delay()
-        await sleep(min(delay, max(0.0, deadline - clock())))

@@ -46,7 +46,9 @@ __all__ = [
     "check_base_url",
     "create_session",
     "decode",
+    "encode_query",
     "get_session",
+    "list_sessions",
     "normalize_session_id",
     "parse_retry_after",
 ]
@@ -168,6 +170,32 @@ def check_base_url(base_url: str) -> str:
 def get_session(scope: Scope, session_id: str) -> Request:
     """Build ``GET .../sessions/{devin_id}``."""
     return Request("GET", f"{scope.sessions_path}/{normalize_session_id(session_id)}")
+
+
+def encode_query(params: Mapping[str, object]) -> tuple[tuple[str, str], ...]:
+    """Encode query parameters FastAPI-style: arrays as repeated keys, bools as true/false.
+
+    None values are left out. The array encoding is FastAPI's convention; the Devin
+    docs do not state one (see the list-sessions notes in the API reference).
+    """
+    pairs: list[tuple[str, str]] = []
+    for name, value in params.items():
+        if value is None:
+            continue
+        values = value if isinstance(value, list | tuple) else (value,)
+        for item in values:
+            if isinstance(item, bool):
+                pairs.append((name, "true" if item else "false"))
+            elif isinstance(item, str | int | float):
+                pairs.append((name, str(item)))
+            else:
+                raise TypeError(f"query parameter {name!r} cannot be {type(item).__name__}")
+    return tuple(pairs)
+
+
+def list_sessions(scope: Scope, params: Mapping[str, object]) -> Request:
+    """Build ``GET .../sessions`` with filters and cursor parameters (``first``, ``after``)."""
+    return Request("GET", scope.sessions_path, query=encode_query(params))
 
 
 def create_session(scope: Scope, request: CreateSessionRequest) -> Request:

@@ -29,7 +29,15 @@ import tenacity as _t
 from ._errors import APIConnectionError, APIStatusError, APITimeoutError, RateLimitError
 from ._protocol import parse_retry_after
 
-__all__ = ["PollBackoff", "RetryPolicy", "call_with_retries", "retry_reason", "server_delay"]
+__all__ = [
+    "PollBackoff",
+    "RetryPolicy",
+    "call_exactly_once",
+    "call_with_retries",
+    "is_ambiguous",
+    "retry_reason",
+    "server_delay",
+]
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
@@ -60,6 +68,18 @@ def retry_reason(exc: BaseException, *, idempotent: bool) -> str | None:
     if isinstance(exc, APIConnectionError) and (idempotent or not exc.request_sent):
         return "timeout" if isinstance(exc, APITimeoutError) else "connection error"
     return None
+
+
+def is_ambiguous(exc: BaseException) -> bool:
+    """Return True when a non-idempotent request may or may not have taken effect.
+
+    That is a failure a GET would retry but a POST may not: a timeout, a connection lost
+    after the request was sent, or a 5xx.
+    """
+    return (
+        retry_reason(exc, idempotent=False) is None
+        and retry_reason(exc, idempotent=True) is not None
+    )
 
 
 def server_delay(exc: BaseException) -> float | None:
@@ -145,6 +165,53 @@ async def call_with_retries(
                 seen, replay = replay, None
                 raise seen
             return await fn()
+    raise AssertionError("unreachable: tenacity either returns or re-raises")
+
+
+async def call_exactly_once(
+    fn: Callable[[], Awaitable[T]],
+    lookup: Callable[[], Awaitable[T | None]],
+    *,
+    policy: RetryPolicy,
+    sleep: Sleep,
+    what: str,
+) -> T:
+    """Await a non-idempotent ``fn()`` so that its effect happens once, if at all.
+
+    ``fn`` is retried per the policy table (429, refused connections). After an
+    ambiguous failure (see ``is_ambiguous``) it is not simply sent again: ``lookup()``
+    first asks the server whether the earlier attempt landed, and its result is
+    returned if so. Only when the lookup finds nothing is ``fn`` tried again.
+    """
+
+    async def once() -> T:
+        return await call_with_retries(fn, idempotent=False, policy=policy, sleep=sleep, what=what)
+
+    try:
+        return await once()
+    except (APIStatusError, APIConnectionError) as exc:
+        if not is_ambiguous(exc) or policy.max_retries <= 0:
+            raise
+        first: BaseException | None = exc
+
+    retrying = _t.AsyncRetrying(
+        stop=_t.stop_after_attempt(policy.max_retries + 1) | _t.stop_before_delay(policy.max_total),
+        wait=_Wait(policy),
+        retry=_t.retry_if_exception(is_ambiguous),
+        sleep=sleep,
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
+            if first is not None:  # replay the failure already seen as attempt 1
+                seen, first = first, None
+                raise seen
+            found = await lookup()
+            if found is not None:
+                log.debug("%s had landed before it failed; not sent again", what)
+                return found
+            log.debug("%s did not land; sending it again", what)
+            return await once()
     raise AssertionError("unreachable: tenacity either returns or re-raises")
 
 

@@ -33,6 +33,7 @@ class Transport:
         headers: sent with every request (Authorization included; never logged).
         timeout: per-request timeout, seconds.
         session: a ClientSession to borrow; it is never closed here.
+        max_connections: connection pool size of an owned session.
     """
 
     def __init__(
@@ -41,6 +42,7 @@ class Transport:
         headers: Mapping[str, str],
         timeout: float,
         session: aiohttp.ClientSession | None = None,
+        max_connections: int = 100,
     ) -> None:
         self._base_url = base_url
         self._headers = dict(headers)
@@ -48,6 +50,7 @@ class Transport:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session = session
         self._owned = session is None
+        self._max_connections = max_connections
         self._closed = False
 
     @property
@@ -64,15 +67,15 @@ class Transport:
         session = self._session
         if session is None:
             # Created lazily, inside the running loop, on first use.
-            session = self._session = aiohttp.ClientSession()
+            connector = aiohttp.TCPConnector(limit=self._max_connections)
+            session = self._session = aiohttp.ClientSession(connector=connector)
         return session
 
-    async def send(self, request: Request, timeout: float | None = None) -> Response:
+    async def send(self, request: Request) -> Response:
         """Send one request and read the whole response.
 
         Args:
             request: what to send.
-            timeout: overrides the per-request timeout for this call, seconds.
 
         Raises:
             APIConnectionError: no response (``request_sent`` False if never sent).
@@ -81,7 +84,7 @@ class Transport:
         """
         session = self._client_session()
         url = self._base_url + request.path
-        client_timeout = self._timeout if timeout is None else aiohttp.ClientTimeout(total=timeout)
+        client_timeout = self._timeout
         try:
             async with session.request(
                 request.method,

@@ -26,7 +26,7 @@ import json
 import math
 import random
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from http.client import responses as _REASONS
 from types import TracebackType
@@ -643,6 +643,7 @@ class FakeDevinServer:
         self.attachments_envelope = attachments_envelope
         self.service_user_id: str | None = "service-user-test"
         self.requests: list[RecordedRequest] = []
+        self.statuses: Counter[tuple[str | None, int]] = Counter()  # (route, status) answered
         self.sessions: dict[str, FakeSession] = {}
         self.sessions_created = 0
         self._port = port
@@ -673,8 +674,14 @@ class FakeDevinServer:
             raise RuntimeError("FakeDevinServer is already started")
         # A short shutdown timeout and handler cancellation keep close() fast even while
         # slow (fault-injected) handlers are still sleeping.
+        # Request lines up to 16 KiB, like common API front ends (aiohttp's default is
+        # 8 KiB): a list call with 200 session_ids needs about 10 KiB.
         runner = web.AppRunner(
-            self._app, access_log=None, shutdown_timeout=0.1, handler_cancellation=True
+            self._app,
+            access_log=None,
+            shutdown_timeout=0.1,
+            handler_cancellation=True,
+            max_line_size=16384,
         )
         await runner.setup()
         try:
@@ -778,9 +785,16 @@ class FakeDevinServer:
             if route in (None, r.route) and (method is None or method.upper() == r.method)
         )
 
+    def count_status(self, status: int, route: str | None = None) -> int:
+        """Count responses answered with ``status``, optionally only those of ``route``."""
+        return sum(
+            n for (r, code), n in self.statuses.items() if code == status and route in (None, r)
+        )
+
     def reset_log(self) -> None:
-        """Forget recorded requests and zero ``sessions_created``; sessions stay."""
+        """Forget recorded requests and statuses and zero ``sessions_created``; sessions stay."""
         self.requests.clear()
+        self.statuses.clear()
         self.sessions_created = 0
 
     # ------------------------------------------------------------------ plumbing
@@ -830,6 +844,7 @@ class FakeDevinServer:
         )
         response = await self._respond(request, handler, route)
         response.headers["x-request-id"] = request_id
+        self.statuses[route, response.status] += 1
         return response
 
     async def _respond(

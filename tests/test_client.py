@@ -7,6 +7,7 @@ import gc
 import socket
 import warnings
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -14,6 +15,7 @@ from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
 from devin_async import (
+    CREATE_TAG_PREFIX,
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
@@ -46,6 +48,7 @@ from devin_async.testing import (
     WAITS_FOR_APPROVAL,
     WAITS_FOR_USER,
     FakeDevinServer,
+    FaultKind,
     Step,
 )
 
@@ -53,13 +56,18 @@ KEY = "cog_test_key_0123456789"
 
 
 class RecordingSleep:
-    """A sleep that records the delays asked for and only yields to the loop."""
+    """A sleep that records the delays asked for, advances its own clock, and yields."""
 
     def __init__(self) -> None:
         self.delays: list[float] = []
+        self.now = 1000.0
+
+    def clock(self) -> float:
+        return self.now
 
     async def __call__(self, delay: float) -> None:
         self.delays.append(delay)
+        self.now += delay
         await asyncio.sleep(0)
 
 
@@ -77,7 +85,7 @@ def sleep() -> RecordingSleep:
 @pytest.fixture
 async def client(server: FakeDevinServer, sleep: RecordingSleep) -> AsyncIterator[DevinClient]:
     async with DevinClient(
-        KEY, org_id=server.org_id, base_url=server.url, sleep=sleep, timeout=5.0
+        KEY, org_id=server.org_id, base_url=server.url, sleep=sleep, clock=sleep.clock, timeout=5.0
     ) as c:
         yield c
 
@@ -163,11 +171,15 @@ async def test_create_sends_only_the_fields_given(
         session_secrets=[SessionSecret("TOKEN", "s3cr3t-value")],
     )
     assert session.session_id.startswith("devin-")
-    assert session.tags == ("ci", "flaky")
+    assert session.tags[:2] == ("ci", "flaky")
     (request,) = [r for r in server.requests if r.route == "create_session"]
+    assert isinstance(request.body, dict)
+    marker = request.body["tags"][-1]
+    assert marker.startswith(CREATE_TAG_PREFIX)
+    assert session.tags[2] == marker
     assert request.body == {
         "prompt": "Fix the flaky test",
-        "tags": ["ci", "flaky"],
+        "tags": ["ci", "flaky", marker],
         "devin_mode": "fast",
         "resumable": False,
         "session_secrets": [{"key": "TOKEN", "value": "s3cr3t-value", "sensitive": True}],
@@ -392,7 +404,7 @@ async def test_refused_connection_raises_connection_error() -> None:
         port = sock.getsockname()[1]
     sleep = RecordingSleep()
     async with DevinClient(
-        KEY, org_id="org-test", base_url=f"http://127.0.0.1:{port}", sleep=sleep
+        KEY, org_id="org-test", base_url=f"http://127.0.0.1:{port}", sleep=sleep, clock=sleep.clock
     ) as client:
         with pytest.raises(APIConnectionError) as info:
             await client.create_session("hello")
@@ -412,33 +424,75 @@ async def test_slow_response_raises_timeout(server: FakeDevinServer) -> None:
 # ---------------------------------------------------------------- retry rules for create
 
 
-async def test_create_that_got_a_500_is_not_sent_twice(
+@pytest.mark.parametrize(
+    ("kind", "options"),
+    [
+        ("status", {"status": 500}),
+        ("status", {"status": 503}),
+        ("drop", {}),
+        ("slow", {"delay": 1.0}),
+    ],
+    ids=["500", "503", "dropped", "timed-out"],
+)
+async def test_ambiguous_create_is_never_sent_twice_without_the_marker(
+    server: FakeDevinServer, kind: FaultKind, options: dict[str, Any]
+) -> None:
+    server.inject(kind, times=1, route="create_session", when="after", **options)
+    async with make_client(server, timeout=0.3, exactly_once_create=False) as client:
+        with pytest.raises((InternalServerError, APIConnectionError)) as info:
+            await client.create_session("hello")
+    if isinstance(info.value, APIConnectionError):
+        assert info.value.request_sent is True
+    assert server.count(route="create_session") == 1
+    assert server.count(route="list_sessions") == 0
+    assert server.sessions_created == 1
+    (session,) = server.sessions.values()
+    assert not any(t.startswith(CREATE_TAG_PREFIX) for t in session.tags)
+
+
+@pytest.mark.parametrize(
+    ("kind", "options"),
+    [
+        ("status", {"status": 500}),
+        ("status", {"status": 502}),
+        ("drop", {}),
+        ("slow", {"delay": 1.0}),
+    ],
+    ids=["500", "502", "dropped", "timed-out"],
+)
+async def test_ambiguous_create_that_landed_returns_that_session(
+    server: FakeDevinServer, kind: FaultKind, options: dict[str, Any]
+) -> None:
+    server.inject(kind, times=1, route="create_session", when="after", **options)
+    async with make_client(server, timeout=0.3) as client:
+        session = await client.create_session("hello", tags=["mine"])
+    assert server.count(route="create_session") == 1  # looked up, not sent again
+    assert server.count(route="list_sessions") == 1
+    assert server.sessions_created == 1
+    assert list(server.sessions) == [session.session_id]
+    assert session.tags[0] == "mine"
+
+
+async def test_ambiguous_create_that_did_not_land_is_sent_again(
     client: DevinClient, server: FakeDevinServer
 ) -> None:
-    server.inject("status", status=500, times=1, route="create_session", when="after")
+    server.inject("status", status=503, times=1, route="create_session", when="before")
+    session = await client.create_session("hello")
+    assert server.count(route="create_session") == 2
+    assert server.count(route="list_sessions") == 1
+    assert server.sessions_created == 1
+    assert list(server.sessions) == [session.session_id]
+
+
+async def test_create_that_keeps_failing_ambiguously_raises_the_last_error(
+    client: DevinClient, server: FakeDevinServer
+) -> None:
+    server.inject("status", status=500, times=None, route="create_session", when="before")
     with pytest.raises(InternalServerError):
         await client.create_session("hello")
-    assert server.count(route="create_session") == 1
-    assert server.sessions_created == 1
-
-
-async def test_create_that_timed_out_is_not_sent_twice(server: FakeDevinServer) -> None:
-    server.inject("slow", delay=1.0, times=1, route="create_session")
-    async with make_client(server, timeout=0.2) as client:
-        with pytest.raises(APITimeoutError) as info:
-            await client.create_session("hello")
-    assert info.value.request_sent is True
-    assert server.count(route="create_session") == 1
-
-
-async def test_create_whose_connection_dropped_is_not_sent_twice(
-    client: DevinClient, server: FakeDevinServer
-) -> None:
-    server.inject("drop", times=1, route="create_session", when="after")
-    with pytest.raises(APIConnectionError):
-        await client.create_session("hello")
-    assert server.count(route="create_session") == 1
-    assert server.sessions_created == 1
+    assert server.count(route="create_session") == 4  # 1 + max_retries, each after a lookup
+    assert server.count(route="list_sessions") == 3
+    assert server.sessions_created == 0
 
 
 async def test_create_that_got_a_429_is_retried(

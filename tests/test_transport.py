@@ -113,16 +113,11 @@ async def test_redirects_are_not_followed(mock_http: aioresponses, transport: Tr
     assert call.kwargs["allow_redirects"] is False
 
 
-@pytest.mark.parametrize(
-    ("timeout", "expected"), [(None, 10.0), (2.5, 2.5)], ids=["default", "override"]
-)
-async def test_timeout_is_always_explicit(
-    mock_http: aioresponses, transport: Transport, timeout: float | None, expected: float
-) -> None:
+async def test_timeout_is_always_explicit(mock_http: aioresponses, transport: Transport) -> None:
     mock_http.get(BASE + PATH, body=b"{}")
-    await transport.send(GET, timeout)
+    await transport.send(GET)
     (call,) = sent_calls(mock_http, "GET", BASE + PATH)
-    assert call.kwargs["timeout"].total == expected
+    assert call.kwargs["timeout"].total == 10.0
 
 
 def test_url_joins_base_and_path() -> None:

@@ -1,0 +1,308 @@
+"""The client-wide poller: every pending wait of a client is refreshed in shared ticks.
+
+One background task per client (started by the first waiter, ended with the last)
+polls all waited-for sessions together. A lone session is read with GET; several are
+read through the list endpoint (``session_ids``, up to 200 per request, cursor pages
+followed), so 1,000 waits cost ceil(1000/200) = 5 requests per tick instead of 1,000.
+If the list endpoint is not usable (no org, or it answers a 4xx) the poller falls back
+to one GET per session. Two waits on one id share its polls.
+
+A waiter is a future plus a little bookkeeping; deadlines and cancellation belong to
+whoever awaits the future, which unsubscribes when it stops waiting. Ticks are timed with
+the event loop's own timers (no task per nap): the delay grows with the jittered
+backoff of ``_retry.PollBackoff``, resets when any state changes, and never undercuts a
+``Retry-After``. A newcomer shortens a long nap to the first poll interval.
+
+List endpoint: https://docs.devin.ai/sdk/api/DevinApi/interfaces/SessionsQueryParams.md
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from ._errors import APIStatusError, DevinError
+from ._models import Session
+from ._polling import Predicate, is_transient
+from ._retry import PollBackoff, server_delay
+
+__all__ = ["LIST_BATCH", "MAX_QUERY_BYTES", "Poller", "Waiter", "batches"]
+
+log = logging.getLogger("devin_async")
+
+LIST_BATCH = 200  # the list endpoint's largest page ("first", 1-200)
+# Each id travels as "session_ids=<id>&" in the URL; front ends commonly refuse request
+# lines past 8-16 KiB, so a batch also stops at this many bytes of ids.
+MAX_QUERY_BYTES = 12_000
+
+
+def batches(
+    ids: Sequence[str], size: int = LIST_BATCH, budget: int = MAX_QUERY_BYTES
+) -> list[list[str]]:
+    """Split ids into list calls of at most ``size`` ids and ``budget`` query bytes."""
+    out: list[list[str]] = []
+    batch: list[str] = []
+    used = 0
+    for session_id in ids:
+        cost = len("session_ids=&") + len(session_id)
+        if batch and (len(batch) == size or used + cost > budget):
+            out.append(batch)
+            batch, used = [], 0
+        batch.append(session_id)
+        used += cost
+    if batch:
+        out.append(batch)
+    return out
+
+
+FetchOne = Callable[[str], Awaitable[Session]]
+FetchMany = Callable[[Sequence[str]], Awaitable[list[Session]]]
+
+
+class Waiter:
+    """One pending wait: its predicate, its future, and what it has seen so far."""
+
+    __slots__ = (
+        "future",
+        "last",
+        "max_poll_interval",
+        "on_change",
+        "poll_interval",
+        "polls",
+        "session_id",
+        "until",
+    )
+
+    def __init__(
+        self,
+        session_id: str,
+        until: Predicate,
+        on_change: Callable[[Session], object] | None,
+        poll_interval: float,
+        max_poll_interval: float,
+    ) -> None:
+        self.session_id = session_id
+        self.until = until
+        self.on_change = on_change
+        self.poll_interval = poll_interval
+        self.max_poll_interval = max_poll_interval
+        self.future: asyncio.Future[Session] = asyncio.get_running_loop().create_future()
+        self.last: Session | None = None
+        self.polls = 0
+
+    def observe(self, session: Session) -> bool:
+        """Record one poll result; return True if the state changed."""
+        self.polls += 1
+        last, self.last = self.last, session
+        changed = last is None or (last.status, last.status_detail) != (
+            session.status,
+            session.status_detail,
+        )
+        if self.future.done():
+            return changed
+        try:
+            if changed and self.on_change is not None:
+                self.on_change(session)
+            if self.until(session):
+                self.future.set_result(session)
+        except Exception as exc:  # the caller's predicate or callback failed: their error
+            self.future.set_exception(exc)
+        return changed
+
+    def fail(self, exc: BaseException | None) -> None:
+        """Record a failed poll; a fatal ``exc`` ends the wait with it."""
+        self.polls += 1
+        if exc is not None and not self.future.done():
+            self.future.set_exception(exc)
+
+
+class Poller:
+    """Polls every subscribed session in shared ticks.
+
+    Args:
+        fetch_one: one GET attempt for a session id.
+        fetch_many: one list call for up to LIST_BATCH ids (all pages), or None when
+            the list endpoint cannot be used (enterprise scope without an org).
+    """
+
+    def __init__(self, fetch_one: FetchOne, fetch_many: FetchMany | None) -> None:
+        self._fetch_one = fetch_one
+        self._fetch_many = fetch_many
+        self._waiters: dict[str, list[Waiter]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._finishing: asyncio.Task[None] | None = None
+        self._wake: asyncio.Future[bool] | None = None
+        self.ticks = 0
+
+    @property
+    def pending(self) -> int:
+        """Number of waiters subscribed."""
+        return sum(len(ws) for ws in self._waiters.values())
+
+    def subscribe(
+        self,
+        session_id: str,
+        until: Predicate,
+        *,
+        on_change: Callable[[Session], object] | None = None,
+        poll_interval: float,
+        max_poll_interval: float,
+    ) -> Waiter:
+        """Add a waiter; the next tick polls its session."""
+        waiter = Waiter(session_id, until, on_change, poll_interval, max_poll_interval)
+        self._waiters.setdefault(session_id, []).append(waiter)
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="devin_async poller")
+        elif self._wake is not None:
+            _resolve(self._wake, True)  # a newcomer is polled without waiting out a backoff
+        return waiter
+
+    def unsubscribe(self, waiter: Waiter) -> None:
+        """Remove a waiter; the last one out stops the poller task."""
+        waiters = self._waiters.get(waiter.session_id)
+        if waiters is not None and waiter in waiters:
+            waiters.remove(waiter)
+            if not waiters:
+                del self._waiters[waiter.session_id]
+        if not self._waiters and self._task is not None:
+            self._task.cancel()
+            self._finishing, self._task = self._task, None
+
+    async def stopped(self) -> None:
+        """Wait until a poller task stopped by the last unsubscribe has ended."""
+        task = self._finishing
+        if task is not None and not task.done():
+            # asyncio.wait neither raises the task's CancelledError nor hides our own.
+            await asyncio.wait((task,))
+
+    def close(self, exc: BaseException) -> None:
+        """End every wait with ``exc`` and stop polling (the client is closing)."""
+        for waiters in list(self._waiters.values()):
+            for waiter in list(waiters):
+                waiter.fail(exc)
+                self.unsubscribe(waiter)
+
+    # ------------------------------------------------------------------ the loop
+
+    async def _run(self) -> None:
+        backoff: PollBackoff | None = None
+        params: tuple[float, float] | None = None
+        try:
+            while self._waiters:
+                self.ticks += 1
+                changed, floor = await self._tick()
+                waiters = [w for ws in self._waiters.values() for w in ws]
+                if not waiters:
+                    return
+                wanted = (
+                    min(w.poll_interval for w in waiters),
+                    min(w.max_poll_interval for w in waiters),
+                )
+                if backoff is None or wanted != params:
+                    backoff, params = PollBackoff(*wanted), wanted
+                elif changed:
+                    backoff.reset()
+                await self._nap(max(backoff.next_delay(), floor), soon=max(wanted[0], floor))
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # a bug here must reach the waiters, not vanish
+            for ws in list(self._waiters.values()):
+                for w in ws:
+                    w.fail(exc)
+            raise
+        finally:
+            if self._task is asyncio.current_task():
+                self._task = None
+
+    async def _nap(self, delay: float, soon: float) -> None:
+        """Sleep ``delay`` seconds; a new waiter cuts what is left to ``soon`` seconds."""
+        loop = asyncio.get_running_loop()
+        wake = self._wake = loop.create_future()
+        timer = loop.call_later(delay, _resolve, wake, False)
+        try:
+            woken = await wake
+        finally:
+            timer.cancel()
+            self._wake = None
+        if woken and delay > soon:
+            await asyncio.sleep(soon)
+
+    async def _tick(self) -> tuple[bool, float]:
+        """Poll every subscribed session once; return (any state changed, delay floor)."""
+        ids = list(self._waiters)
+        if len(ids) > 1 and self._fetch_many is not None:
+            return await self._tick_list(ids)
+        return await self._get_each(ids)
+
+    async def _get_each(self, ids: list[str]) -> tuple[bool, float]:
+        results = await asyncio.gather(*(self._fetch_one(i) for i in ids), return_exceptions=True)
+        changed, floor = False, 0.0
+        for session_id, result in zip(ids, results, strict=True):
+            if isinstance(result, Session):
+                changed |= self._deliver(session_id, result)
+            else:
+                floor = max(floor, self._failed([session_id], result))
+        return changed, floor
+
+    async def _tick_list(self, ids: list[str]) -> tuple[bool, float]:
+        assert self._fetch_many is not None
+        chunks = batches(ids)
+        results = await asyncio.gather(
+            *(self._fetch_many(b) for b in chunks), return_exceptions=True
+        )
+        changed, floor = False, 0.0
+        missing: list[str] = []
+        for batch, result in zip(chunks, results, strict=True):
+            if isinstance(result, BaseException):
+                if self._list_refused(result):
+                    return await self._tick()  # falls back to GET for every id
+                floor = max(floor, self._failed(batch, result))
+                continue
+            seen = {s.session_id: s for s in result}
+            for session_id in batch:
+                session = seen.get(session_id)
+                if session is None:
+                    missing.append(session_id)
+                else:
+                    changed |= self._deliver(session_id, session)
+        if missing:  # not in the list (archived, other org, ...): ask one by one
+            more_changed, more_floor = await self._get_each(missing)
+            changed, floor = changed or more_changed, max(floor, more_floor)
+        return changed, floor
+
+    def _list_refused(self, exc: BaseException) -> bool:
+        if (
+            isinstance(exc, APIStatusError)
+            and 400 <= exc.status_code < 500
+            and exc.status_code not in (408, 429)
+        ):
+            log.debug(
+                "list endpoint refused (HTTP %s); polling sessions one GET each",
+                exc.status_code,
+            )
+            self._fetch_many = None
+            return True
+        return False
+
+    def _deliver(self, session_id: str, session: Session) -> bool:
+        changed = False
+        for waiter in self._waiters.get(session_id, ()):
+            changed |= waiter.observe(session)
+        return changed
+
+    def _failed(self, ids: Sequence[str], exc: BaseException) -> float:
+        """Hand a fatal error to the waiters of ``ids``; return the delay a transient asks."""
+        transient = isinstance(exc, DevinError) and is_transient(exc)
+        for session_id in ids:
+            for waiter in self._waiters.get(session_id, ()):
+                waiter.fail(None if transient else exc)
+        if not transient:
+            return 0.0
+        log.debug("poll of %d session(s) failed (%s); will retry", len(ids), exc)
+        return server_delay(exc) or 0.0
+
+
+def _resolve(future: asyncio.Future[bool], value: bool) -> None:
+    if not future.done():
+        future.set_result(value)

@@ -1,6 +1,8 @@
-"""Start many Devin sessions and handle each as soon as it settles.
+"""Start many Devin sessions and handle each one as soon as it settles.
 
-One client is shared by every call, so its connection pool bounds the concurrency.
+`create_sessions` starts them with bounded concurrency; `as_completed` waits for all
+of them through the client's batched poller (one list request per 200 sessions per
+tick) and yields each result in settle order. A failure is a result, not a crash.
 Runs against the embedded fake server unless DEVIN_API_KEY is set.
 
     python examples/fan_out.py
@@ -13,16 +15,16 @@ import contextlib
 import os
 from collections import Counter
 
-from devin_async import DevinClient, DevinError, Session
+from devin_async import DevinClient
 from devin_async.testing import FakeDevinServer
 
-PROMPTS = [f"Add docstrings to module {i}" for i in range(50)]
+PROMPTS = [f"Add docstrings to module {i}" for i in range(200)]
 
 
 async def main() -> None:
     async with contextlib.AsyncExitStack() as stack:
         if os.environ.get("DEVIN_API_KEY"):
-            client = await stack.enter_async_context(DevinClient())
+            client = await stack.enter_async_context(DevinClient(requests_per_second=5))
         else:
             server = await stack.enter_async_context(FakeDevinServer())
             client = await stack.enter_async_context(
@@ -35,24 +37,21 @@ async def main() -> None:
                 )
             )
 
-        created = await asyncio.gather(
-            *(client.create_session(p, tags=["fan-out"]) for p in PROMPTS),
-            return_exceptions=True,
-        )
-        started = [s for s in created if isinstance(s, Session)]
+        created = await client.create_sessions(PROMPTS, concurrency=16)
+        started = [r.session_id for r in created if r.session_id is not None]
+        for failed in (r for r in created if not r.ok):
+            print("could not start:", failed.error)
         print(f"started {len(started)} of {len(PROMPTS)} sessions")
 
         outcomes: Counter[str] = Counter()
-        waits = [client.await_session(s.session_id, timeout=3600) for s in started]
-        for next_done in asyncio.as_completed(waits):
-            try:
-                session = await next_done
-            except DevinError as exc:  # one failure does not lose the others
-                outcomes["failed"] += 1
-                print("wait failed:", exc)
-                continue
-            outcomes[str(session.status_detail or session.status)] += 1
-            print(f"{session.session_id} -> {session.status}/{session.status_detail}")
+        async with client.as_completed(started, timeout=3600) as results:
+            async for result in results:
+                if result.session is None:
+                    outcomes["failed"] += 1
+                    print(f"{result.session_id}: {result.error}")
+                    continue
+                session = result.session
+                outcomes[str(session.status_detail or session.status)] += 1
         print(dict(outcomes))
 
 

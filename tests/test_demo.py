@@ -38,7 +38,7 @@ def test_demo_rejects_a_bad_count() -> None:
         demo.main(["--count", "0"])
 
 
-@pytest.mark.parametrize("name", ["create_and_await.py", "fan_out.py"])
+@pytest.mark.parametrize("name", ["create_and_await.py", "fan_out.py", "watch.py"])
 def test_examples_run_against_the_fake_server(name: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEVIN_")}
     result = subprocess.run(

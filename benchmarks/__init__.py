@@ -1,0 +1,1 @@
+"""Benchmarks of devin_async: ``python -m benchmarks`` (see README.md)."""

@@ -131,8 +131,10 @@ class Poller:
         self._fetch_many = fetch_many
         self._waiters: dict[str, list[Waiter]] = {}
         self._task: asyncio.Task[None] | None = None
-        self._finishing: asyncio.Task[None] | None = None
-        self._wake: asyncio.Future[bool] | None = None
+        self._finishing: set[asyncio.Task[None]] = set()
+        # Newcomers leave their smallest poll interval in ``_joined`` and wake a nap.
+        self._wake: asyncio.Future[None] | None = None
+        self._joined: float | None = None
         self.ticks = 0
 
     @property
@@ -154,8 +156,10 @@ class Poller:
         self._waiters.setdefault(session_id, []).append(waiter)
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="devin_async poller")
-        elif self._wake is not None:
-            _resolve(self._wake, True)  # a newcomer is polled without waiting out a backoff
+        else:  # a newcomer need not wait out a long backoff
+            self._joined = min(poll_interval, self._joined or poll_interval)
+            if self._wake is not None and not self._wake.done():
+                self._wake.set_result(None)
         return waiter
 
     def unsubscribe(self, waiter: Waiter) -> None:
@@ -166,15 +170,16 @@ class Poller:
             if not waiters:
                 del self._waiters[waiter.session_id]
         if not self._waiters and self._task is not None:
-            self._task.cancel()
-            self._finishing, self._task = self._task, None
+            task, self._task = self._task, None
+            task.cancel()
+            self._finishing.add(task)
+            task.add_done_callback(self._finishing.discard)
 
     async def stopped(self) -> None:
-        """Wait until a poller task stopped by the last unsubscribe has ended."""
-        task = self._finishing
-        if task is not None and not task.done():
-            # asyncio.wait neither raises the task's CancelledError nor hides our own.
-            await asyncio.wait((task,))
+        """Wait until every poller task stopped by a last unsubscribe has ended."""
+        if self._finishing:
+            # asyncio.wait neither raises the tasks' CancelledError nor hides our own.
+            await asyncio.wait(set(self._finishing))
 
     def close(self, exc: BaseException) -> None:
         """End every wait with ``exc`` and stop polling (the client is closing)."""
@@ -203,7 +208,7 @@ class Poller:
                     backoff, params = PollBackoff(*wanted), wanted
                 elif changed:
                     backoff.reset()
-                await self._nap(max(backoff.next_delay(), floor), soon=max(wanted[0], floor))
+                await self._nap(backoff.next_delay(), first=wanted[0], floor=floor)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # a bug here must reach the waiters, not vanish
@@ -215,18 +220,31 @@ class Poller:
             if self._task is asyncio.current_task():
                 self._task = None
 
-    async def _nap(self, delay: float, soon: float) -> None:
-        """Sleep ``delay`` seconds; a new waiter cuts what is left to ``soon`` seconds."""
+    async def _nap(self, delay: float, *, first: float, floor: float) -> None:
+        """Sleep until the next tick: ``max(delay, floor)`` seconds from now.
+
+        A newcomer with poll interval ``p`` brings the tick forward to ``p`` (at most
+        ``first``) after it joined, but never before ``floor`` (a server's Retry-After)
+        and never later than the tick was already due.
+        """
         loop = asyncio.get_running_loop()
-        wake = self._wake = loop.create_future()
-        timer = loop.call_later(delay, _resolve, wake, False)
-        try:
-            woken = await wake
-        finally:
-            timer.cancel()
-            self._wake = None
-        if woken and delay > soon:
-            await asyncio.sleep(soon)
+        start = loop.time()
+        due = start + max(delay, floor)
+        if self._joined is None:
+            wake = self._wake = loop.create_future()
+            timer = loop.call_at(due, _resolve, wake)
+            try:
+                await wake
+            finally:
+                timer.cancel()
+                self._wake = None
+        joined, self._joined = self._joined, None
+        if joined is None:
+            return
+        now = loop.time()
+        sooner = min(due, max(now + min(first, joined), start + floor))
+        if sooner > now:
+            await asyncio.sleep(sooner - now)
 
     async def _tick(self) -> tuple[bool, float]:
         """Poll every subscribed session once; return (any state changed, delay floor)."""
@@ -252,12 +270,13 @@ class Poller:
             *(self._fetch_many(b) for b in chunks), return_exceptions=True
         )
         changed, floor = False, 0.0
-        missing: list[str] = []
+        missing: list[str] = []  # read one by one: refused batches, ids not in the list
         for batch, result in zip(chunks, results, strict=True):
             if isinstance(result, BaseException):
                 if self._list_refused(result):
-                    return await self._tick()  # falls back to GET for every id
-                floor = max(floor, self._failed(batch, result))
+                    missing.extend(batch)
+                else:
+                    floor = max(floor, self._failed(batch, result))
                 continue
             seen = {s.session_id: s for s in result}
             for session_id in batch:
@@ -266,7 +285,7 @@ class Poller:
                     missing.append(session_id)
                 else:
                     changed |= self._deliver(session_id, session)
-        if missing:  # not in the list (archived, other org, ...): ask one by one
+        if missing:
             more_changed, more_floor = await self._get_each(missing)
             changed, floor = changed or more_changed, max(floor, more_floor)
         return changed, floor
@@ -303,6 +322,6 @@ class Poller:
         return server_delay(exc) or 0.0
 
 
-def _resolve(future: asyncio.Future[bool], value: bool) -> None:
+def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
-        future.set_result(value)
+        future.set_result(None)

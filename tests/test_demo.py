@@ -38,8 +38,15 @@ def test_demo_rejects_a_bad_count() -> None:
         demo.main(["--count", "0"])
 
 
-@pytest.mark.parametrize("name", ["create_and_await.py", "fan_out.py", "watch.py"])
-def test_examples_run_against_the_fake_server(name: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("create_and_await.py", "settled as running/finished"),
+        ("fan_out.py", "{'finished': 200}"),
+        ("watch.py", "Devin needs an answer"),
+    ],
+)
+def test_examples_run_against_the_fake_server(name: str, expected: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEVIN_")}
     result = subprocess.run(
         [sys.executable, str(ROOT / "examples" / name)],
@@ -50,4 +57,4 @@ def test_examples_run_against_the_fake_server(name: str) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "devin-" in result.stdout
+    assert expected in result.stdout

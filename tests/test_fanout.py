@@ -359,3 +359,23 @@ async def test_2000_session_fan_out_against_a_rate_limited_server() -> None:
     assert server.sessions_created == 2000  # exactly one per create, despite the 429s
     refused = server.count_status(429)
     assert refused <= 0.1 * server.count(), f"{refused} of {server.count()} requests got a 429"
+
+
+async def test_a_closed_watch_yields_nothing(server: FakeDevinServer) -> None:
+    async with make_client(server) as client:
+        (session,) = await create(client, 1)
+        watch = client.watch_session(session.session_id)
+        await watch.aclose()
+        with pytest.raises(StopAsyncIteration):
+            await watch.__anext__()
+    assert server.count(route="get_session") == 0
+
+
+async def test_a_failing_predicate_in_as_completed_is_raised(server: FakeDevinServer) -> None:
+    def broken(_: Session) -> bool:
+        raise RuntimeError("predicate bug")
+
+    async with make_client(server) as client:
+        created = await create(client, 2)
+        with pytest.raises(RuntimeError, match="predicate bug"):
+            await client.await_sessions([s.session_id for s in created], until=broken)

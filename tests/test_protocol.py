@@ -23,7 +23,7 @@ from devin_async._errors import (
     UnprocessableEntityError,
     ValidationDetail,
 )
-from devin_async._models import CreateSessionRequest
+from devin_async._models import CreateSessionRequest, SessionStatus
 from devin_async._protocol import (
     Request,
     Response,
@@ -32,7 +32,9 @@ from devin_async._protocol import (
     check_org_id,
     create_session,
     decode,
+    encode_query,
     get_session,
+    list_sessions,
     normalize_session_id,
     parse_retry_after,
     request_id_of,
@@ -549,3 +551,96 @@ def test_decode_non_2xx_raises_status_error(status: int, cls: type[APIStatusErro
         decode(GET, _response(status, {"detail": "x"}), URL)
     assert info.value.status_code == status
     assert info.value.url == URL
+
+
+# ------------------------------------------------------------------ query encoding
+
+
+class _Opaque:
+    pass
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({}, ()),
+        ({"first": 200}, (("first", "200"),)),
+        ({"after": "cursor-1"}, (("after", "cursor-1"),)),
+        ({"after": None, "first": 5}, (("first", "5"),)),
+        ({"is_archived": True}, (("is_archived", "true"),)),
+        ({"is_archived": False}, (("is_archived", "false"),)),
+        ({"acus": 1.5}, (("acus", "1.5"),)),
+        ({"status": SessionStatus.RUNNING}, (("status", "running"),)),
+        (
+            {"session_ids": ["devin-b", "devin-a", "devin-b"]},
+            (("session_ids", "devin-b"), ("session_ids", "devin-a"), ("session_ids", "devin-b")),
+        ),
+        ({"tags": ("x", "y")}, (("tags", "x"), ("tags", "y"))),
+        ({"flags": [True, 0, "z"]}, (("flags", "true"), ("flags", "0"), ("flags", "z"))),
+        ({"tags": []}, ()),
+        (
+            {"tags": ["a"], "first": 2, "after": None, "user": "u"},
+            (("tags", "a"), ("first", "2"), ("user", "u")),
+        ),
+    ],
+    ids=[
+        "empty",
+        "int",
+        "str",
+        "none-skipped",
+        "true",
+        "false",
+        "float",
+        "str-enum",
+        "list-repeats-in-order",
+        "tuple",
+        "mixed-list",
+        "empty-list",
+        "keeps-key-order",
+    ],
+)
+def test_encode_query(params: dict[str, object], expected: tuple[tuple[str, str], ...]) -> None:
+    assert encode_query(params) == expected
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"filter": {"a": 1}},
+        {"obj": _Opaque()},
+        {"tags": ["a", None]},
+        {"tags": [["nested"]]},
+        {"raw": b"bytes"},
+    ],
+    ids=["dict", "object", "none-in-list", "nested-list", "bytes"],
+)
+def test_encode_query_rejects_values_it_cannot_encode(params: dict[str, object]) -> None:
+    (name,) = params
+    with pytest.raises(TypeError, match=repr(name)):
+        encode_query(params)
+
+
+@pytest.mark.parametrize(
+    ("org_id", "path"),
+    [("org-1", "/v3/organizations/org-1/sessions"), (None, "/v3/enterprise/sessions")],
+    ids=["organization", "enterprise"],
+)
+def test_list_sessions_request(org_id: str | None, path: str) -> None:
+    params = {"session_ids": ["devin-a", "devin-b"], "first": 200, "after": None}
+    request = list_sessions(Scope(org_id), params)
+    assert request == Request(
+        "GET",
+        path,
+        query=(("session_ids", "devin-a"), ("session_ids", "devin-b"), ("first", "200")),
+        body=None,
+        idempotent=True,
+    )
+
+
+def test_list_sessions_without_filters_has_no_query() -> None:
+    assert list_sessions(Scope("org-1"), {}).query == ()
+
+
+def test_list_sessions_refuses_an_unencodable_filter() -> None:
+    with pytest.raises(TypeError):
+        list_sessions(Scope("org-1"), {"tags": {"a": "b"}})

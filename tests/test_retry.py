@@ -23,7 +23,9 @@ from devin_async._protocol import Request, Response, status_error
 from devin_async._retry import (
     PollBackoff,
     RetryPolicy,
+    call_exactly_once,
     call_with_retries,
+    is_ambiguous,
     retry_reason,
     server_delay,
 )
@@ -407,3 +409,179 @@ def test_independent_backoffs_do_not_share_progress() -> None:
         first.next_delay()
     assert 1.0 <= second.next_delay() <= 1.5
     assert 16.0 <= first.next_delay() <= 16.5
+
+
+# ------------------------------------------------------------------ is_ambiguous
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (timeout_error(sent=True), True),
+        (conn_error(sent=True), True),
+        (timeout_error(sent=False), False),
+        (conn_error(sent=False), False),
+        (http_error(500), True),
+        (http_error(502), True),
+        (http_error(503), True),
+        (http_error(504), True),
+        (rate_limited(None), False),
+        (rate_limited(5), False),
+        (http_error(400), False),
+        (http_error(401), False),
+        (http_error(403), False),
+        (http_error(404), False),
+        (http_error(409), False),
+        (http_error(422), False),
+        (ResponseValidationError("bad", body=""), False),
+        (ValueError("bug"), False),
+        (asyncio.CancelledError(), False),
+    ],
+    ids=[
+        "timeout-after-sending",
+        "reset-after-sending",
+        "timeout-before-sending",
+        "refused-before-sending",
+        "500",
+        "502",
+        "503",
+        "504",
+        "429",
+        "429-retry-after",
+        "400",
+        "401",
+        "403",
+        "404",
+        "409",
+        "422",
+        "bad-body",
+        "foreign-error",
+        "cancelled",
+    ],
+)
+def test_is_ambiguous(exc: BaseException, expected: bool) -> None:
+    assert is_ambiguous(exc) is expected
+
+
+# ------------------------------------------------------------------ call_exactly_once
+
+
+class Lookup:
+    """A lookup that answers from a script (None: the earlier attempt did not land)."""
+
+    def __init__(self, answers: Sequence[object]) -> None:
+        self.answers = list(answers)
+        self.calls = 0
+
+    async def __call__(self) -> object:
+        answer = self.answers[min(self.calls, len(self.answers) - 1)] if self.answers else None
+        self.calls += 1
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+
+async def run_once(
+    script: Script, lookup: Lookup, sleeps: Sleeps, *, policy: RetryPolicy = POLICY
+) -> object:
+    return await call_exactly_once(
+        script, lookup, policy=policy, sleep=sleeps, what="POST /v3/x/sessions"
+    )
+
+
+async def test_exactly_once_success_first_try_never_looks_up() -> None:
+    script, lookup, sleeps = Script(["created"]), Lookup([]), Sleeps()
+    assert await run_once(script, lookup, sleeps) == "created"
+    assert (script.calls, lookup.calls) == (1, 0)
+    assert sleeps.delays == []
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [timeout_error(sent=True), conn_error(sent=True), http_error(500), http_error(502)],
+    ids=["timeout", "reset", "500", "502"],
+)
+async def test_exactly_once_returns_what_landed_after_an_ambiguous_failure(
+    exc: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
+    script, lookup, sleeps = Script([exc, "second"]), Lookup(["landed"]), Sleeps()
+    with caplog.at_level(logging.DEBUG, logger="devin_async"):
+        assert await run_once(script, lookup, sleeps) == "landed"
+    assert (script.calls, lookup.calls) == (1, 1)
+    assert len(sleeps.delays) == 1
+    assert any("not sent again" in r.getMessage() for r in caplog.records)
+
+
+async def test_exactly_once_sends_again_when_nothing_landed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    script, lookup, sleeps = Script([http_error(503), "created"]), Lookup([None]), Sleeps()
+    with caplog.at_level(logging.DEBUG, logger="devin_async"):
+        assert await run_once(script, lookup, sleeps) == "created"
+    assert (script.calls, lookup.calls) == (2, 1)
+    assert any("sending it again" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422])
+async def test_exactly_once_raises_a_non_ambiguous_failure_at_once(status: int) -> None:
+    error = http_error(status)
+    script, lookup, sleeps = Script([error, "created"]), Lookup(["landed"]), Sleeps()
+    with pytest.raises(APIStatusError) as info:
+        await run_once(script, lookup, sleeps)
+    assert info.value is error
+    assert (script.calls, lookup.calls) == (1, 0)
+    assert sleeps.delays == []
+
+
+async def test_exactly_once_gives_up_after_max_retries_plus_one_attempts() -> None:
+    errors = [http_error(502), timeout_error(sent=True), http_error(503), http_error(504)]
+    script, lookup, sleeps = Script([*errors, "created"]), Lookup([None]), Sleeps()
+    with pytest.raises(APIStatusError) as info:
+        await run_once(script, lookup, sleeps)
+    assert info.value is errors[-1]
+    assert script.calls == POLICY.max_retries + 1
+    assert lookup.calls == POLICY.max_retries  # before every attempt but the first
+    assert len(sleeps.delays) == POLICY.max_retries
+
+
+async def test_exactly_once_with_no_retries_raises_the_first_ambiguous_error() -> None:
+    error = timeout_error(sent=True)
+    script, lookup, sleeps = Script([error, "created"]), Lookup(["landed"]), Sleeps()
+    with pytest.raises(APITimeoutError) as info:
+        await run_once(script, lookup, sleeps, policy=RetryPolicy(max_retries=0))
+    assert info.value is error
+    assert (script.calls, lookup.calls) == (1, 0)
+    assert sleeps.delays == []
+
+
+async def test_exactly_once_retries_a_429_without_a_lookup() -> None:
+    script, lookup, sleeps = Script([rate_limited(2), "created"]), Lookup(["landed"]), Sleeps()
+    assert await run_once(script, lookup, sleeps) == "created"
+    assert (script.calls, lookup.calls) == (2, 0)
+    assert sleeps.delays == [2.0]
+
+
+async def test_exactly_once_retries_a_refused_connection_without_a_lookup() -> None:
+    script, lookup, sleeps = Script([conn_error(sent=False), "created"]), Lookup([]), Sleeps()
+    assert await run_once(script, lookup, sleeps) == "created"
+    assert (script.calls, lookup.calls) == (2, 0)
+
+
+async def test_exactly_once_raises_a_non_ambiguous_failure_after_a_lookup() -> None:
+    error = http_error(422)
+    script, lookup, sleeps = Script([http_error(502), error]), Lookup([None]), Sleeps()
+    with pytest.raises(APIStatusError) as info:
+        await run_once(script, lookup, sleeps)
+    assert info.value is error
+    assert (script.calls, lookup.calls) == (2, 1)
+
+
+async def test_exactly_once_lookup_failure_is_classified_like_any_other() -> None:
+    # A lookup that fails ambiguously is tried again; a fatal one ends the call.
+    denied = http_error(403)
+    script = Script([http_error(502), "created"])
+    lookup, sleeps = Lookup([http_error(503), denied]), Sleeps()
+    with pytest.raises(APIStatusError) as info:
+        await run_once(script, lookup, sleeps)
+    assert info.value is denied
+    assert (script.calls, lookup.calls) == (1, 2)

@@ -20,13 +20,19 @@ import aiohttp
 import attrs
 
 from . import _convert, _protocol
-from ._errors import AwaitTimeoutError, ClientClosedError, ConfigurationError
+from ._errors import (
+    APIConnectionError,
+    APIStatusError,
+    AwaitTimeoutError,
+    ClientClosedError,
+    ConfigurationError,
+)
 from ._fanout import SessionResult, SessionWaits, SessionWatch, create_many
 from ._limits import Governor
 from ._models import AdvancedMode, CreateSessionRequest, DevinMode, Session, SessionSecret
 from ._poller import LIST_BATCH, Poller
 from ._polling import Predicate, is_settled
-from ._retry import RetryPolicy, Sleep, call_exactly_once, call_with_retries
+from ._retry import RetryPolicy, Sleep, call_exactly_once, retry_after_failure
 from ._transport import Transport, user_agent
 from ._version import __version__
 
@@ -176,23 +182,44 @@ class DevinClient:
     # ------------------------------------------------------------------ plumbing
 
     async def _attempt(self, request: _protocol.Request) -> Any:
-        """Send one request through the governor and decode it (no retries)."""
+        """Send one request through the governor; return its decoded JSON (no retries).
+
+        Raises:
+            APIStatusError: a non-2xx response (its URL and message are built only then).
+            APIConnectionError: no response.
+            ResponseValidationError: a 2xx body that is not JSON.
+        """
         governor = self._governor
         await governor.acquire()
         try:
             response = await self._transport.send(request)
         finally:
             governor.release()
-        if response.status == 429:
+        status = response.status
+        if status == 429:
             governor.on_rate_limited(
                 _protocol.parse_retry_after(response.headers.get("retry-after"), time.time())
             )
         else:
             governor.on_success()
-        return _protocol.decode(request, response, self._transport.url(request))
+        if 200 <= status < 300:
+            return _convert.loads(response.body)
+        raise _protocol.status_error(request, response, self._transport.url(request))
 
     async def _call(self, request: _protocol.Request) -> Any:
-        return await call_with_retries(
+        """Make one attempt; enter the retry policy only if it fails."""
+        try:
+            return await self._attempt(request)
+        except (APIStatusError, APIConnectionError) as exc:
+            first = exc
+        return await self._retry(request, first)
+
+    async def _retry(
+        self, request: _protocol.Request, first: APIStatusError | APIConnectionError
+    ) -> Any:
+        """Retry ``request`` per the policy, its first attempt having failed with ``first``."""
+        return await retry_after_failure(
+            first,
             lambda: self._attempt(request),
             idempotent=request.idempotent,
             policy=self._policy,
@@ -313,8 +340,15 @@ class DevinClient:
             NotFoundError: no such session for this key.
             DevinError: any other failure after retries.
         """
-        data = await self._call(_protocol.get_session(self._scope, session_id))
-        return _convert.structure_session(data)
+        request = _protocol.get_session(self._scope, session_id)
+        # _call inlined: this is the hottest call of the client (polling, bots).
+        try:
+            data = await self._attempt(request)
+        except (APIStatusError, APIConnectionError) as exc:
+            first = exc
+        else:
+            return _convert.structure_session(data)
+        return _convert.structure_session(await self._retry(request, first))
 
     # ------------------------------------------------------------------ polling
 

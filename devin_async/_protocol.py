@@ -18,7 +18,7 @@ import re
 import time
 import urllib.parse
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -58,9 +58,11 @@ _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "cf-ray
 _MESSAGE_DETAIL = 300
 
 
-@attrs.frozen
-class Request:
+class Request(NamedTuple):
     """One HTTP request, before any I/O.
+
+    A named tuple rather than an attrs class: one is built per request, and this is
+    about 2x cheaper to build while being just as immutable.
 
     Attributes:
         method: HTTP method.
@@ -77,8 +79,7 @@ class Request:
     idempotent: bool = True
 
 
-@attrs.frozen
-class Response:
+class Response(NamedTuple):
     """One HTTP response as plain values; ``headers`` is case-insensitive, as aiohttp's."""
 
     status: int
@@ -91,9 +92,11 @@ class Scope:
     """Where session paths live: one organization, or the enterprise (``org_id`` None)."""
 
     org_id: str | None
+    # Computed once (it was a property): every request path starts with it.
+    sessions_path: str = attrs.field(init=False, repr=False, eq=False)
 
-    @property
-    def sessions_path(self) -> str:
+    @sessions_path.default
+    def _sessions_path_default(self) -> str:
         if self.org_id is None:
             return "/v3/enterprise/sessions"
         return f"/v3/organizations/{self.org_id}/sessions"

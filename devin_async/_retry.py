@@ -35,6 +35,7 @@ __all__ = [
     "call_exactly_once",
     "call_with_retries",
     "is_ambiguous",
+    "retry_after_failure",
     "retry_reason",
     "server_delay",
 ]
@@ -126,10 +127,29 @@ async def call_with_retries(
     """
     try:
         return await fn()
-    except APIStatusError as exc:
-        first: APIStatusError | APIConnectionError = exc
-    except APIConnectionError as exc:
+    except (APIStatusError, APIConnectionError) as exc:
         first = exc
+    return await retry_after_failure(
+        first, fn, idempotent=idempotent, policy=policy, sleep=sleep, what=what
+    )
+
+
+async def retry_after_failure(
+    first: APIStatusError | APIConnectionError,
+    fn: Callable[[], Awaitable[T]],
+    *,
+    idempotent: bool,
+    policy: RetryPolicy,
+    sleep: Sleep,
+    what: str,
+) -> T:
+    """Continue ``call_with_retries`` after its first attempt failed with ``first``.
+
+    For callers that make the first attempt themselves, so that a call that succeeds
+    at once costs no closure, label or retry machinery. ``first`` counts as attempt 1
+    for the policy's attempt and delay rules; it is raised at once if it may not be
+    retried.
+    """
     if not _should_retry(first, idempotent, policy) or policy.max_retries <= 0:
         raise first
 

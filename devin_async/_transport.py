@@ -13,6 +13,7 @@ import platform
 from collections.abc import Mapping
 
 import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._errors import APIConnectionError, APITimeoutError, ClientClosedError
 from ._protocol import Request, Response
@@ -45,8 +46,11 @@ class Transport:
         max_connections: int = 100,
     ) -> None:
         self._base_url = base_url
-        self._headers = dict(headers)
-        self._json_headers = {**self._headers, "Content-Type": "application/json"}
+        # Built once as multidicts: aiohttp converts any other mapping on every request.
+        self._headers = CIMultiDictProxy(CIMultiDict(headers))
+        self._json_headers = CIMultiDictProxy(
+            CIMultiDict({**headers, "Content-Type": "application/json"})
+        )
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session = session
         self._owned = session is None

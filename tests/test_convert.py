@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import json
-from enum import StrEnum
-from typing import Any
+from enum import IntEnum, StrEnum
+from types import MappingProxyType
+from typing import Any, Generic, TypeVar
 
 import attrs
 import pytest
 
-from devin_async._convert import dumps_create_request, loads, structure, structure_session
+from devin_async._convert import (
+    _Invalid,
+    _make_structure_fn,
+    _register_structure_fn,
+    dumps_create_request,
+    loads,
+    structure,
+    structure_session,
+    structure_session_page,
+)
 from devin_async._errors import ResponseValidationError
 from devin_async._models import (
     AdvancedMode,
     CreateSessionRequest,
     DevinMode,
+    Page,
     PullRequest,
     Session,
     SessionCategory,
@@ -331,3 +342,216 @@ def test_dumps_sends_every_secret_key() -> None:
 def test_dumps_is_compact() -> None:
     body = dumps_create_request(CreateSessionRequest(prompt="p", tags=["a", "b"]))
     assert b" " not in body
+
+
+# ------------------------------------------------------------------ generated structure functions
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"created_at": True}, "created_at: expected integer, got bool"),
+        ({"acus_consumed": "1"}, "acus_consumed: expected number, got str"),
+        ({"tags": ["a", 1]}, r"tags\[1\]: expected string, got int"),
+        ({"pull_requests": [{"pr_url": "u"}, {"pr_url": 1}]}, r"pull_requests\[1\]\.pr_url"),
+        ({"pull_requests": [{}]}, r"pull_requests\[0\]\.pr_url: missing required field"),
+        ({"status": None}, "status: expected a SessionStatus string, got NoneType"),
+        ({"structured_output": [1]}, "structured_output: expected an object, got list"),
+        ({"structured_output": {1: "x"}}, "structured_output: expected string, got int"),
+    ],
+    ids=["bool-int", "str-number", "item", "nested", "nested-missing", "enum", "object", "key"],
+)
+def test_validation_error_names_the_field(
+    session_json: dict[str, Any], changes: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(
+        ResponseValidationError, match=f"^response is not a valid Session: {message}"
+    ):
+        structure_session(_with(session_json, **changes))
+
+
+def test_missing_required_key_is_named(session_json: dict[str, Any]) -> None:
+    payload = {k: v for k, v in session_json.items() if k != "url"}
+    with pytest.raises(ResponseValidationError, match="Session: url: missing required field"):
+        structure_session(payload)
+
+
+def test_structure_through_the_converter_matches_the_fast_path(
+    session_json: dict[str, Any],
+) -> None:
+    assert structure(session_json, Session) == structure_session(session_json)
+
+
+def test_any_mapping_is_an_object(session_json: dict[str, Any]) -> None:
+    assert structure_session(MappingProxyType(session_json)) == structure_session(session_json)
+
+
+def test_str_and_int_subclasses_are_accepted(session_json: dict[str, Any]) -> None:
+    session = structure_session(
+        _with(session_json, title=SessionStatus.EXIT, created_at=_Count.ONE)
+    )
+    assert session.title == "exit"
+    assert session.created_at == 1
+
+
+def test_session_page_structures(session_json: dict[str, Any]) -> None:
+    page = structure_session_page({"items": [session_json], "end_cursor": "c", "total": 1})
+    assert page == Page(items=(structure_session(session_json),), end_cursor="c", total=1)
+    assert page.has_next_page is False
+
+
+def test_session_page_error_names_the_item(session_json: dict[str, Any]) -> None:
+    bad = _with(session_json, created_at="x")
+    with pytest.raises(ResponseValidationError, match=r"Page: items\[1\]\.created_at") as info:
+        structure_session_page({"items": [session_json, bad]})
+    assert info.value.__cause__ is None
+
+
+class _Count(IntEnum):
+    ONE = 1
+
+
+T = TypeVar("T")
+
+
+@attrs.frozen
+class _Box(Generic[T]):
+    value: T
+    many: tuple[T, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class _Shapes:
+    number: float
+    grid: tuple[tuple[int, ...], ...] = ()
+    index: dict[str, tuple[int, ...]] | None = None
+    loose: dict[Any, Any] = attrs.Factory(dict)
+    items: list[int] = attrs.Factory(list)
+    anything: Any = None
+    box: _Box[str] | None = None
+    free: tuple[Any, ...] = ()
+    nested: tuple[_Box[int], ...] = ()
+
+
+def _shapes(data: object) -> _Shapes:
+    shapes: _Shapes = _make_structure_fn(_Shapes)(data, _Shapes)
+    return shapes
+
+
+def test_generated_function_handles_every_supported_shape() -> None:
+    data = {
+        "number": 2,
+        "grid": [[1, 2], []],
+        "index": {"a": [1]},
+        "loose": {"k": [None]},
+        "items": [3],
+        "anything": {"x": 1},
+        "box": {"value": "v", "many": ["w"]},
+        "free": [1, "x", None],
+        "nested": [{"value": 1}],
+    }
+    assert _shapes(data) == _Shapes(
+        number=2,
+        grid=((1, 2), ()),
+        index={"a": (1,)},
+        loose={"k": [None]},
+        items=[3],
+        anything={"x": 1},
+        box=_Box("v", ("w",)),
+        free=(1, "x", None),
+        nested=(_Box(1),),
+    )
+
+
+def test_generated_function_uses_defaults_and_factories() -> None:
+    first, second = _shapes({"number": 1.5}), _shapes({"number": 1.5})
+    assert first == _Shapes(number=1.5)
+    assert first.items == []
+    assert first.items is not second.items
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"number": True}, "number: expected number, got bool"),
+        ({"number": 1, "grid": [[1], [2, True]]}, r"grid\[1\]\[1\]: expected integer, got bool"),
+        ({"number": 1, "index": {"a": [1], "b": ["x"]}}, r"index\.b\[0\]: expected integer"),
+        ({"number": 1, "items": [True]}, "items: TypeError: expected integer, got bool"),
+        # Classes without a generated function (here _Box[...]) keep cattrs' own messages.
+        ({"number": 1, "box": {"value": 1}}, "box: TypeError: expected string, got int"),
+        ({"number": 1, "nested": [{"value": "x"}]}, r"nested\[0\]: TypeError: expected integer"),
+        ([], "expected an object, got list"),
+    ],
+    ids=["bool", "nested-array", "object-value", "cattrs", "generic", "items", "root"],
+)
+def test_generated_function_reports_the_path(data: object, message: str) -> None:
+    with pytest.raises(_Invalid, match=f"^{message}"):
+        _shapes(data)
+
+
+@attrs.frozen
+class _AllRequired:
+    a: str
+    derived: int = attrs.field(init=False, default=0)
+
+
+@attrs.frozen
+class _NoneRequired:
+    a: str = "x"
+
+
+def test_generated_function_for_generics_and_simple_classes() -> None:
+    box: _Box[int] = _make_structure_fn(_Box[int])({"value": 1, "many": [2]}, _Box[int])
+    assert box == _Box(1, (2,))
+    with pytest.raises(_Invalid, match="value: expected integer, got str"):
+        _make_structure_fn(_Box[int])({"value": "1"}, _Box[int])
+    assert _make_structure_fn(_AllRequired)({"a": "y", "derived": 5}, None) == _AllRequired("y")
+    assert _make_structure_fn(_NoneRequired)({}, None) == _NoneRequired()
+
+
+@attrs.frozen
+class _SelfDefault:
+    a: int
+    b: int = attrs.Factory(lambda self: self.a + 1, takes_self=True)
+
+
+def test_unsupported_class_falls_back_to_cattrs() -> None:
+    with pytest.raises(TypeError, match="takes_self"):
+        _make_structure_fn(_SelfDefault)
+    _register_structure_fn(_SelfDefault)
+    assert structure({"a": 1}, _SelfDefault) == _SelfDefault(1, 2)
+
+
+@pytest.mark.parametrize(
+    ("data", "tp", "expected"),
+    [
+        (["a"], tuple[str, ...], ("a",)),
+        ("some_new_state", SessionStatus | str, "some_new_state"),
+        ("exit", SessionStatus | str | None, SessionStatus.EXIT),
+        (None, SessionStatus | str | None, None),
+        (1.5, float, 1.5),
+    ],
+    ids=["array", "open-enum", "open-enum-member", "open-enum-null", "number"],
+)
+def test_converter_hooks_for_other_types(data: object, tp: Any, expected: object) -> None:
+    assert structure(data, tp) == expected
+
+
+@pytest.mark.parametrize(
+    ("data", "tp"),
+    [("abc", tuple[str, ...]), (1, SessionStatus | str), (True, int), (1, str), (1, bool)],
+    ids=["string-for-array", "int-for-enum", "bool-for-int", "int-for-str", "int-for-bool"],
+)
+def test_converter_hooks_for_other_types_are_strict(data: object, tp: Any) -> None:
+    with pytest.raises(ResponseValidationError):
+        structure(data, tp)
+
+
+@pytest.mark.parametrize(
+    "body",
+    ['\ufeff{"a": "é"}'.encode(), '{"a": "é"}'.encode("utf-16"), '{"a": "é"}'.encode("utf-32")],
+    ids=["utf-8-bom", "utf-16", "utf-32"],
+)
+def test_loads_accepts_what_the_stdlib_accepts(body: bytes) -> None:
+    # The fast path decodes UTF-8; anything else falls back to json.loads(bytes).
+    assert loads(body) == {"a": "é"}

@@ -1,0 +1,84 @@
+"""Cursor pagination as an async iterator: pages are fetched lazily, one at a time.
+
+Every v3 list answers ``{items, end_cursor, has_next_page, total}``; the next page is
+asked for with ``after=end_cursor``. Source:
+https://docs.devin.ai/api-reference/v3/sessions/get-organizations-session-messages.md
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Generic, Self, TypeVar
+
+from ._errors import ResponseValidationError
+from ._models import Page
+
+__all__ = ["Pager"]
+
+T = TypeVar("T")
+
+FetchPage = Callable[[str | None], Awaitable[Page[T]]]
+
+
+class Pager(Generic[T]):
+    """Async iterator over the items of a cursor-paginated list.
+
+    ``async for item in pager`` fetches a page only when the previous one is used up,
+    and stops after ``limit`` items when one is set. ``pages()`` yields whole pages.
+    A server that hands back a cursor it already gave is treated as the end of the list
+    instead of looping forever.
+
+    Args:
+        fetch: fetches the page after a cursor (None for the first page).
+        after: the cursor to start after.
+        limit: stop after this many items; None for all.
+    """
+
+    def __init__(self, fetch: FetchPage[T], *, after: str | None = None, limit: int | None = None):
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit!r}")
+        self._fetch = fetch
+        self._after = after
+        self._limit = limit
+        self._items: AsyncIterator[T] | None = None
+
+    async def pages(self) -> AsyncIterator[Page[T]]:
+        """Yield the pages one by one, following ``end_cursor`` to the end."""
+        after = self._after
+        seen: set[str] = set()
+        while True:
+            page = await self._fetch(after)
+            yield page
+            cursor = page.end_cursor
+            if not page.has_next_page or not cursor:
+                return
+            if cursor in seen:
+                raise ResponseValidationError(
+                    "the server returned a cursor it had already returned", body=cursor[:200]
+                )
+            seen.add(cursor)
+            after = cursor
+
+    async def _each(self) -> AsyncIterator[T]:
+        left = self._limit
+        if left == 0:
+            return
+        async for page in self.pages():
+            for item in page.items:
+                yield item
+                if left is not None:
+                    left -= 1
+                    if left == 0:
+                        return
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> T:
+        if self._items is None:
+            self._items = self._each()
+        return await anext(self._items)
+
+    async def collect(self) -> list[T]:
+        """Fetch every remaining item (up to ``limit``) into a list."""
+        return [item async for item in self]

@@ -1,6 +1,7 @@
 """devin_async: an async-first Python client for the Devin REST API v3."""
 
 from ._client import CREATE_TAG_PREFIX, DevinClient, await_session
+from ._convert import dumps_wait_state, loads_wait_state
 from ._errors import (
     APIConnectionError,
     APIStatusError,
@@ -21,10 +22,14 @@ from ._errors import (
     ValidationDetail,
 )
 from ._fanout import SessionResult, SessionWaits, SessionWatch
+from ._follow import SessionUpdate
 from ._models import (
     AdvancedMode,
+    Attachment,
     CreateSessionRequest,
     DevinMode,
+    Message,
+    MessageSource,
     Page,
     PullRequest,
     Session,
@@ -33,7 +38,9 @@ from ._models import (
     SessionSecret,
     SessionStatus,
     StatusDetail,
+    WaitState,
 )
+from ._paging import Pager
 from ._polling import Predicate, is_settled, is_settled_or_awaiting_approval
 from ._version import __version__
 
@@ -43,6 +50,7 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "AdvancedMode",
+    "Attachment",
     "AuthenticationError",
     "AwaitTimeoutError",
     "BadRequestError",
@@ -54,8 +62,11 @@ __all__ = [
     "DevinError",
     "DevinMode",
     "InternalServerError",
+    "Message",
+    "MessageSource",
     "NotFoundError",
     "Page",
+    "Pager",
     "PermissionDeniedError",
     "Predicate",
     "PullRequest",
@@ -67,13 +78,17 @@ __all__ = [
     "SessionResult",
     "SessionSecret",
     "SessionStatus",
+    "SessionUpdate",
     "SessionWaits",
     "SessionWatch",
     "StatusDetail",
     "UnprocessableEntityError",
     "ValidationDetail",
+    "WaitState",
     "__version__",
     "await_session",
+    "dumps_wait_state",
     "is_settled",
     "is_settled_or_awaiting_approval",
+    "loads_wait_state",
 ]

@@ -12,7 +12,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -28,8 +28,22 @@ from ._errors import (
     ConfigurationError,
 )
 from ._fanout import SessionResult, SessionWaits, SessionWatch, create_many
+from ._follow import SessionUpdate, follow, page_fetcher
 from ._limits import Governor
-from ._models import AdvancedMode, CreateSessionRequest, DevinMode, Session, SessionSecret
+from ._models import (
+    AdvancedMode,
+    Attachment,
+    CreateSessionRequest,
+    DevinMode,
+    Message,
+    Page,
+    Session,
+    SessionCategory,
+    SessionOrigin,
+    SessionSecret,
+    WaitState,
+)
+from ._paging import Pager
 from ._poller import LIST_BATCH, Poller
 from ._polling import Predicate, is_settled
 from ._retry import RetryPolicy, Sleep, call_exactly_once, retry_after_failure
@@ -47,6 +61,7 @@ DEFAULT_POLL_INTERVAL = 2.0
 DEFAULT_MAX_POLL_INTERVAL = 30.0
 DEFAULT_MAX_IN_FLIGHT = 64
 DEFAULT_CREATE_CONCURRENCY = 8
+DEFAULT_PAGE_SIZE = 100
 
 # The reserved tag that makes a create findable after an ambiguous failure.
 CREATE_TAG_PREFIX = "devin-async-create:"
@@ -125,6 +140,7 @@ class DevinClient:
         self._scope = _protocol.Scope(self.org_id)
         self._policy = RetryPolicy(max_retries=max_retries)
         self._sleep = sleep
+        self._clock = clock
         self.exactly_once_create = exactly_once_create
         self._governor = Governor(
             requests_per_second=requests_per_second,
@@ -357,7 +373,7 @@ class DevinClient:
         data = await self._attempt(_protocol.get_session(self._scope, session_id))
         return _convert.structure_session(data)
 
-    async def _list_page(self, params: dict[str, object]) -> Any:
+    async def _list_page(self, params: dict[str, object]) -> Page[Session]:
         data = await self._call(_protocol.list_sessions(self._scope, params))
         return _convert.structure_session_page(data)
 
@@ -515,6 +531,181 @@ class DevinClient:
             max_poll_interval=max_poll_interval,
         )
         return await waits.gather()
+
+    # ------------------------------------------------------------------ listing and bots
+
+    def list_sessions(
+        self,
+        *,
+        limit: int | None = None,
+        first: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+        session_ids: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+        origins: Sequence[SessionOrigin | str] | None = None,
+        user_ids: Sequence[str] | None = None,
+        service_user_ids: Sequence[str] | None = None,
+        repo_names: Sequence[str] | None = None,
+        org_ids: Sequence[str] | None = None,
+        playbook_id: str | None = None,
+        schedule_id: str | None = None,
+        category: SessionCategory | str | None = None,
+        is_archived: bool | None = None,
+        created_after: int | None = None,
+        created_before: int | None = None,
+        updated_after: int | None = None,
+        updated_before: int | None = None,
+    ) -> Pager[Session]:
+        """Iterate over sessions, newest first, fetching cursor pages as needed.
+
+        ``async for session in client.list_sessions(tags=["ci"]):``. Array filters are
+        sent as repeated query keys; timestamps are Unix seconds; ``org_ids`` exists only
+        in the enterprise scope (a client without ``org_id``).
+
+        Args:
+            limit: stop after this many sessions; None for all.
+            first: page size, 1-200.
+            after: the cursor to start after.
+
+        Raises:
+            ValueError: ``first`` out of range, a bare string where a list belongs, or
+                ``org_ids`` on an organization client (before any request).
+        """
+        if org_ids is not None and self.org_id is not None:
+            raise ValueError("org_ids filters the enterprise scope; this client has an org_id")
+        params = _protocol.session_filters(
+            session_ids=session_ids,
+            tags=tags,
+            origins=origins,
+            user_ids=user_ids,
+            service_user_ids=service_user_ids,
+            repo_names=repo_names,
+            org_ids=org_ids,
+            playbook_id=playbook_id,
+            schedule_id=schedule_id,
+            category=category,
+            is_archived=is_archived,
+            created_after=created_after,
+            created_before=created_before,
+            updated_after=updated_after,
+            updated_before=updated_before,
+        )
+        size = _protocol.check_page_size(first)
+
+        async def fetch(cursor: str | None) -> Page[Session]:
+            return await self._list_page({**params, "first": size, "after": cursor})
+
+        return Pager(fetch, after=after, limit=limit)
+
+    async def _messages_page(self, session_id: str, first: int, after: str | None) -> Page[Message]:
+        data = await self._call(_protocol.list_messages(self._scope, session_id, first, after))
+        return _convert.structure_message_page(data)
+
+    def list_messages(
+        self, session_id: str, *, first: int = DEFAULT_PAGE_SIZE, after: str | None = None
+    ) -> Pager[Message]:
+        """Iterate over a session's messages, oldest first, fetching pages as needed.
+
+        Raises:
+            ValueError: a bad id or page size (before any request).
+        """
+        session_id = _protocol.normalize_session_id(session_id)
+        size = _protocol.check_page_size(first)
+        return Pager(lambda cursor: self._messages_page(session_id, size, cursor), after=after)
+
+    async def send_message(
+        self,
+        session_id: str,
+        message: str,
+        *,
+        message_as_user_id: str | None = None,
+        attachment_urls: Sequence[str] | None = None,
+    ) -> Session:
+        """Send a message to a session (this resumes a suspended one) and return it.
+
+        Like a create, it is retried only when the server cannot have acted on it
+        (refused connection, 429): a timeout or 5xx is raised, never sent twice.
+        """
+        request = _protocol.send_message(
+            self._scope, session_id, message, message_as_user_id, attachment_urls
+        )
+        return _convert.structure_session(await self._call(request))
+
+    async def terminate_session(self, session_id: str, *, archive: bool = False) -> Session:
+        """Stop a session for good (it cannot be resumed); optionally archive it too.
+
+        Raises:
+            ConfigurationError: the client has no org_id (no enterprise terminate).
+        """
+        request = _protocol.terminate_session(self._scope, session_id, archive)
+        return _convert.structure_session(await self._call(request))
+
+    async def archive_session(self, session_id: str) -> Session:
+        """Archive a session: it stays readable but can no longer be changed.
+
+        Raises:
+            ConfigurationError: the client has no org_id (no enterprise archive).
+        """
+        request = _protocol.archive_session(self._scope, session_id)
+        return _convert.structure_session(await self._call(request))
+
+    async def get_tags(self, session_id: str) -> tuple[str, ...]:
+        """Return a session's tags."""
+        data = await self._call(_protocol.get_tags(self._scope, session_id))
+        return _convert.structure_tags(data)
+
+    async def append_tags(self, session_id: str, tags: Sequence[str]) -> tuple[str, ...]:
+        """Add tags to a session (at most 50 in all) and return its tags."""
+        data = await self._call(_protocol.set_tags(self._scope, session_id, tags, replace=False))
+        return _convert.structure_tags(data)
+
+    async def replace_tags(self, session_id: str, tags: Sequence[str]) -> tuple[str, ...]:
+        """Replace a session's tags (at most 50) and return them."""
+        data = await self._call(_protocol.set_tags(self._scope, session_id, tags, replace=True))
+        return _convert.structure_tags(data)
+
+    async def list_attachments(self, session_id: str) -> tuple[Attachment, ...]:
+        """Return the files attached to a session, by Devin or by users."""
+        data = await self._call(_protocol.list_attachments(self._scope, session_id))
+        return _convert.structure_attachments(data)
+
+    def follow_session(
+        self,
+        session: str | WaitState,
+        *,
+        messages: bool = True,
+        timeout: float = DEFAULT_AWAIT_TIMEOUT,
+        until: Predicate | None = None,
+        poll_interval: float | None = None,
+        max_poll_interval: float | None = None,
+    ) -> AsyncGenerator[SessionUpdate, None]:
+        """Follow a session for a bot: yield each new message and each state change.
+
+        Pass a session id to start from the beginning, or a saved ``WaitState`` to
+        resume without replaying what was already seen. Every ``SessionUpdate`` carries
+        the state to save once it is handled. Ends after the settled state.
+
+        Raises (while iterating):
+            AwaitTimeoutError: ``timeout`` seconds passed before it settled.
+            DevinError: a failure polling cannot fix (401, 403, 404, ...).
+        """
+        state = session if isinstance(session, WaitState) else WaitState(session)
+        state = attrs.evolve(state, session_id=_protocol.normalize_session_id(state.session_id))
+        options = self._wait_options(until, poll_interval, max_poll_interval)
+        session_id = state.session_id
+
+        async def page(cursor: str | None) -> Page[Message]:
+            return await self._messages_page(session_id, LIST_BATCH, cursor)
+
+        return follow(
+            state,
+            get_session=self._fetch_one,
+            message_pages=page_fetcher(page) if messages else None,
+            timeout=_positive("timeout", timeout),
+            sleep=self._sleep,
+            clock=self._clock,
+            **options,
+        )
 
 
 async def await_session(

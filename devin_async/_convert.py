@@ -20,9 +20,28 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 
 from ._errors import ResponseValidationError
-from ._models import CreateSessionRequest, Page, PullRequest, Session, SessionSecret
+from ._models import (
+    Attachment,
+    CreateSessionRequest,
+    Message,
+    Page,
+    PullRequest,
+    Session,
+    SessionSecret,
+    WaitState,
+)
 
-__all__ = ["dumps_create_request", "structure", "structure_session", "structure_session_page"]
+__all__ = [
+    "dumps_create_request",
+    "dumps_wait_state",
+    "loads_wait_state",
+    "structure",
+    "structure_attachments",
+    "structure_message_page",
+    "structure_session",
+    "structure_session_page",
+    "structure_tags",
+]
 
 T = TypeVar("T")
 
@@ -377,9 +396,10 @@ def _register_structure_fn(tp: Any) -> None:
 
 
 _SESSION_PAGE = Page[Session]
+_MESSAGE_PAGE = Page[Message]
 
 # Nested classes first, so their hooks are found when the outer ones are generated.
-for _tp in (PullRequest, Session, _SESSION_PAGE):
+for _tp in (PullRequest, Session, _SESSION_PAGE, Message, _MESSAGE_PAGE, Attachment, WaitState):
     _register_structure_fn(_tp)
 
 
@@ -456,6 +476,46 @@ def structure_session_page(data: object) -> Page[Session]:
     except Exception as exc:
         raise _invalid_response(data, Page, exc) from None
     return page
+
+
+def structure_message_page(data: object) -> Page[Message]:
+    """Structure a decoded page of SessionMessage items."""
+    return structure(data, _MESSAGE_PAGE)
+
+
+def structure_tags(data: object) -> tuple[str, ...]:
+    """Structure a SessionTagsResponse (``{"tags": [...]}``) into its tags."""
+    if not isinstance(data, dict) or "tags" not in data:
+        raise ResponseValidationError("response is not a valid tags object", body=_snippet(data))
+    return structure(data["tags"], tuple[str, ...])
+
+
+def structure_attachments(data: object) -> tuple[Attachment, ...]:
+    """Structure a list of SessionAttachment: a bare array, or ``{"items": [...]}``.
+
+    The API reference shows a bare array, the Common Flows guide an ``items`` envelope
+    (https://docs.devin.ai/api-reference/common-flows.md); both are accepted.
+    """
+    if isinstance(data, dict) and "items" in data:
+        data = data["items"]
+    return structure(data, tuple[Attachment, ...])
+
+
+def dumps_wait_state(state: WaitState) -> str:
+    """Encode a WaitState as a small JSON object (store it, then ``loads_wait_state``)."""
+    return json.dumps(_converter.unstructure(state), separators=(",", ":"))
+
+
+def loads_wait_state(text: str | bytes) -> WaitState:
+    """Decode a WaitState saved by ``dumps_wait_state``.
+
+    Raises:
+        ValueError: the text is not a saved WaitState.
+    """
+    try:
+        return structure(json.loads(text), WaitState)
+    except (ValueError, ResponseValidationError) as exc:
+        raise ValueError(f"not a saved WaitState: {exc}") from None
 
 
 def dumps_create_request(request: CreateSessionRequest) -> bytes:

@@ -23,8 +23,11 @@ T = TypeVar("T")
 
 __all__ = [
     "AdvancedMode",
+    "Attachment",
     "CreateSessionRequest",
     "DevinMode",
+    "Message",
+    "MessageSource",
     "Page",
     "PullRequest",
     "Session",
@@ -33,6 +36,7 @@ __all__ = [
     "SessionSecret",
     "SessionStatus",
     "StatusDetail",
+    "WaitState",
 ]
 
 
@@ -109,6 +113,13 @@ class DevinMode(StrEnum):
     FUSION = "fusion"
 
 
+class MessageSource(StrEnum):
+    """Who wrote a message or attachment."""
+
+    DEVIN = "devin"
+    USER = "user"
+
+
 class AdvancedMode(StrEnum):
     """Advanced persona modes (older docs; may be deprecated upstream)."""
 
@@ -171,6 +182,50 @@ class Page(Generic[T]):
     end_cursor: str | None = None
     has_next_page: bool = False
     total: int | None = None
+
+
+@attrs.frozen
+class Message:
+    """A message in a session, Devin's or a user's (listed oldest first)."""
+
+    event_id: str
+    message: str
+    source: MessageSource | str
+    created_at: int  # Unix seconds
+
+
+@attrs.frozen
+class Attachment:
+    """A file attached to a session by Devin or a user."""
+
+    attachment_id: str
+    name: str
+    source: MessageSource | str
+    url: str
+    content_type: str | None = None
+
+
+@attrs.frozen
+class WaitState:
+    """Where a bot left off following a session: enough to resume after a restart.
+
+    Save it with ``dumps_wait_state`` (plain JSON) after handling each update, and pass
+    ``loads_wait_state(text)`` to ``follow_session`` to go on without replaying what was
+    already seen.
+
+    Attributes:
+        session_id: the session followed.
+        status: the last status reported, or None before the first.
+        status_detail: the last status_detail reported.
+        message_cursor: the list cursor after which the unseen messages start.
+        last_event_id: the id of the last message reported.
+    """
+
+    session_id: str
+    status: str | None = None
+    status_detail: str | None = None
+    message_cursor: str | None = None
+    last_event_id: str | None = None
 
 
 @attrs.frozen

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import email.utils
 import ipaddress
+import json
 import math
 import re
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import attrs
@@ -40,17 +41,30 @@ from ._errors import (
 from ._models import CreateSessionRequest
 
 __all__ = [
+    "MAX_PAGE",
+    "MAX_TAGS",
     "Request",
     "Response",
     "Scope",
+    "archive_session",
     "check_base_url",
+    "check_page_size",
+    "check_strings",
+    "check_tags",
     "create_session",
     "decode",
     "encode_query",
     "get_session",
+    "get_tags",
+    "list_attachments",
+    "list_messages",
     "list_sessions",
     "normalize_session_id",
     "parse_retry_after",
+    "send_message",
+    "session_filters",
+    "set_tags",
+    "terminate_session",
 ]
 
 DEFAULT_BASE_URL = "https://api.devin.ai"
@@ -213,6 +227,136 @@ def create_session(scope: Scope, request: CreateSessionRequest) -> Request:
         )
     body = _convert.dumps_create_request(request)
     return Request("POST", scope.sessions_path, body=body, idempotent=False)
+
+
+MAX_TAGS = 50  # per session: https://docs.devin.ai/api-reference/v3/sessions/post-organizations-session-tags.md
+MAX_PAGE = 200  # "first", 1-200, on every v3 list
+
+
+def check_page_size(first: int) -> int:
+    """Return ``first`` if it is a valid page size (1-200), else raise ValueError."""
+    if isinstance(first, bool) or not isinstance(first, int) or not 1 <= first <= MAX_PAGE:
+        raise ValueError(f"first must be an integer from 1 to {MAX_PAGE}, got {first!r}")
+    return first
+
+
+def check_strings(name: str, values: Sequence[str]) -> list[str]:
+    """Return ``values`` as a list of strings; a bare string is refused, not split."""
+    if isinstance(values, str) or not all(isinstance(v, str) for v in values):
+        raise TypeError(f"{name} must be a list of strings")
+    return list(values)
+
+
+_LIST_FILTERS = frozenset(
+    {"session_ids", "tags", "origins", "user_ids", "service_user_ids", "repo_names", "org_ids"}
+)
+_TIME_FILTERS = frozenset({"created_after", "created_before", "updated_after", "updated_before"})
+
+
+def session_filters(**filters: object) -> dict[str, object]:
+    """Check the list-sessions filters and return those that are set, ready to encode.
+
+    Array filters must be lists of strings (never a bare string), timestamps integers
+    (Unix seconds), ``is_archived`` a bool; the rest are strings.
+    Source: https://docs.devin.ai/sdk/api/DevinApi/interfaces/SessionsQueryParams.md
+    """
+    params: dict[str, object] = {}
+    for name, value in filters.items():
+        if value is None:
+            continue
+        if name in _LIST_FILTERS:
+            params[name] = check_strings(name, value)  # type: ignore[arg-type]
+        elif name in _TIME_FILTERS:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an integer (Unix seconds)")
+            params[name] = value
+        elif name == "is_archived":
+            if not isinstance(value, bool):
+                raise TypeError("is_archived must be a bool")
+            params[name] = value
+        else:
+            params[name] = str(value)
+    return params
+
+
+def _session_path(scope: Scope, session_id: str) -> str:
+    return f"{scope.sessions_path}/{normalize_session_id(session_id)}"
+
+
+def _json(payload: Mapping[str, object]) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def _org_only(scope: Scope, what: str) -> None:
+    if scope.org_id is None:
+        raise ConfigurationError(
+            f"{what} needs an org_id (DEVIN_ORG_ID); the API has no enterprise {what}"
+        )
+
+
+def check_tags(tags: Sequence[str]) -> list[str]:
+    """Return ``tags`` as a list, refusing a bare string, non-strings, or more than 50."""
+    checked = check_strings("tags", tags)
+    if len(checked) > MAX_TAGS:
+        raise ValueError(f"at most {MAX_TAGS} tags per session, got {len(checked)}")
+    return checked
+
+
+def list_messages(scope: Scope, session_id: str, first: int, after: str | None) -> Request:
+    """Build ``GET .../sessions/{devin_id}/messages`` for one page."""
+    query = encode_query({"first": first, "after": after})
+    return Request("GET", _session_path(scope, session_id) + "/messages", query=query)
+
+
+def send_message(
+    scope: Scope,
+    session_id: str,
+    message: str,
+    message_as_user_id: str | None,
+    attachment_urls: Sequence[str] | None,
+) -> Request:
+    """Build ``POST .../sessions/{devin_id}/messages`` (not idempotent)."""
+    if not isinstance(message, str) or not message.strip():
+        raise ValueError("message must be a non-empty string")
+    payload: dict[str, object] = {"message": message}
+    if message_as_user_id is not None:
+        payload["message_as_user_id"] = message_as_user_id
+    if attachment_urls is not None:
+        payload["attachment_urls"] = check_strings("attachment_urls", attachment_urls)
+    path = _session_path(scope, session_id) + "/messages"
+    return Request("POST", path, body=_json(payload), idempotent=False)
+
+
+def terminate_session(scope: Scope, session_id: str, archive: bool) -> Request:
+    """Build ``DELETE /v3/organizations/{org_id}/sessions/{devin_id}?archive=``."""
+    _org_only(scope, "terminate")
+    query = encode_query({"archive": archive}) if archive else ()
+    return Request("DELETE", _session_path(scope, session_id), query=query)
+
+
+def archive_session(scope: Scope, session_id: str) -> Request:
+    """Build ``POST /v3/organizations/{org_id}/sessions/{devin_id}/archive`` (idempotent)."""
+    _org_only(scope, "archive")
+    return Request("POST", _session_path(scope, session_id) + "/archive")
+
+
+def get_tags(scope: Scope, session_id: str) -> Request:
+    """Build ``GET .../sessions/{devin_id}/tags``."""
+    return Request("GET", _session_path(scope, session_id) + "/tags")
+
+
+def set_tags(scope: Scope, session_id: str, tags: Sequence[str], *, replace: bool) -> Request:
+    """Build ``PUT`` (replace, idempotent) or ``POST`` (append) ``.../tags``."""
+    body = _json({"tags": check_tags(tags)})
+    path = _session_path(scope, session_id) + "/tags"
+    if replace:
+        return Request("PUT", path, body=body)
+    return Request("POST", path, body=body, idempotent=False)
+
+
+def list_attachments(scope: Scope, session_id: str) -> Request:
+    """Build ``GET .../sessions/{devin_id}/attachments``."""
+    return Request("GET", _session_path(scope, session_id) + "/attachments")
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:

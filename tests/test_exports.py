@@ -15,10 +15,21 @@ from devin_async import _errors
 # Private modules whose __all__ is public API, with the names deliberately kept internal.
 PUBLIC_MODULES: dict[str, set[str]] = {
     "devin_async._client": set(),
+    "devin_async._paging": set(),
     "devin_async._errors": {"StatusInfo"},  # typing helper for the constructors' **kwargs
     "devin_async._models": set(),
     "devin_async._polling": {"is_transient"},  # the poller's own decision
     "devin_async._fanout": {"create_many"},  # the loop behind create_sessions
+    "devin_async._follow": {"follow"},  # the loop behind follow_session
+    "devin_async._convert": {  # the wire: only the wait-state codec is public
+        "dumps_create_request",
+        "structure",
+        "structure_attachments",
+        "structure_message_page",
+        "structure_session",
+        "structure_session_page",
+        "structure_tags",
+    },
 }
 
 

@@ -1,0 +1,111 @@
+"""An async bot: start a session, follow it, answer Devin's questions, report the outcome.
+
+The bot saves its place (a small JSON `WaitState`) after every update, so if it is
+restarted it resumes following the session without replaying old messages: run it
+twice with the same --state file to see that. Runs against the embedded fake server
+unless DEVIN_API_KEY is set.
+
+    python examples/bot.py [--state bot-state.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+import anyio
+import attrs
+
+from devin_async import (
+    DevinClient,
+    MessageSource,
+    StatusDetail,
+    WaitState,
+    dumps_wait_state,
+    loads_wait_state,
+)
+from devin_async.testing import FakeDevinServer, Step
+
+
+def answer(question: str) -> str:
+    """What a real bot would ask a human for (in Slack, say); here, a canned reply."""
+    return "Use the main branch, and open a draft PR." if "branch" in question else "Yes."
+
+
+async def run(client: DevinClient, path: Path) -> None:
+    state_file = anyio.Path(path)
+    if await state_file.exists():
+        state = loads_wait_state(await state_file.read_text())
+        print(f"resuming {state.session_id} from {state_file}")
+    else:
+        session = await client.create_session("Bump the Python version in CI", tags=["bot"])
+        state = WaitState(session.session_id)
+        print(f"started {session.session_id}")
+
+    last_question = ""
+    while True:
+        async for update in client.follow_session(state, timeout=3600):
+            if update.message is not None:
+                who = "Devin" if update.message.source == MessageSource.DEVIN else "user"
+                print(f"  {who}: {update.message.message}")
+                if update.message.source == MessageSource.DEVIN:
+                    last_question = update.message.message
+            if update.session is not None:
+                print(f"  now {update.session.status}/{update.session.status_detail}")
+            state = update.state
+            await state_file.write_text(dumps_wait_state(state))  # handled: resume from here
+
+        if state.status_detail != StatusDetail.WAITING_FOR_USER:
+            break
+        reply = answer(last_question)
+        print(f"  bot: {reply}")
+        after = await client.send_message(state.session_id, reply)
+        # Follow on from the state the reply produced, so the old "waiting" is not
+        # mistaken for a new question.
+        state = attrs.evolve(state, status=after.status, status_detail=after.status_detail)
+        await state_file.write_text(dumps_wait_state(state))
+
+    final = await client.get_session(state.session_id)
+    print(f"outcome: {final.status}/{final.status_detail}")
+    for pr in final.pull_requests:
+        print(f"pull request: {pr.pr_url}")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--state", type=Path, help="where to keep the bot's place")
+    args = parser.parse_args()
+    state_file = args.state or Path(tempfile.mkdtemp()) / "bot-state.json"
+
+    async with contextlib.AsyncExitStack() as stack:
+        if os.environ.get("DEVIN_API_KEY"):
+            client = await stack.enter_async_context(DevinClient())
+        else:
+            server = await stack.enter_async_context(FakeDevinServer())
+            server.queue_timeline(
+                [
+                    Step("claimed"),
+                    Step("running", "working", reads=2),
+                    Step("running", "waiting_for_user", message="Which branch should I use?"),
+                    Step("running", "working", reads=2),
+                    Step("running", "finished", pull_request="https://github.com/acme/app/pull/7"),
+                ]
+            )
+            client = await stack.enter_async_context(
+                DevinClient(
+                    server.api_key,
+                    org_id=server.org_id,
+                    base_url=server.url,
+                    poll_interval=0.1,
+                    max_poll_interval=0.5,
+                )
+            )
+        await run(client, state_file)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

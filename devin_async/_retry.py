@@ -168,6 +168,18 @@ async def retry_after_failure(
             state.attempt_number,
         )
 
+    return await _retry_loop(first, fn, policy, sleep, should_retry, before_sleep)
+
+
+async def _retry_loop(
+    first: BaseException,
+    fn: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    sleep: Sleep,
+    should_retry: Callable[[BaseException], bool],
+    before_sleep: Callable[[_t.RetryCallState], None] | None = None,
+) -> T:
+    """The one tenacity loop: ``first`` counts as attempt 1, then ``fn()`` is retried."""
     retrying = _t.AsyncRetrying(
         stop=_t.stop_after_attempt(policy.max_retries + 1) | _t.stop_before_delay(policy.max_total),
         wait=_Wait(policy),
@@ -207,32 +219,21 @@ async def call_exactly_once(
     async def once() -> T:
         return await call_with_retries(fn, idempotent=False, policy=policy, sleep=sleep, what=what)
 
+    async def look_then_send() -> T:
+        found = await lookup()
+        if found is not None:
+            log.debug("%s had landed before it failed; not sent again", what)
+            return found
+        log.debug("%s did not land; sending it again", what)
+        return await once()
+
     try:
         return await once()
     except (APIStatusError, APIConnectionError) as exc:
         if not is_ambiguous(exc) or policy.max_retries <= 0:
             raise
-        first: BaseException | None = exc
-
-    retrying = _t.AsyncRetrying(
-        stop=_t.stop_after_attempt(policy.max_retries + 1) | _t.stop_before_delay(policy.max_total),
-        wait=_Wait(policy),
-        retry=_t.retry_if_exception(is_ambiguous),
-        sleep=sleep,
-        reraise=True,
-    )
-    async for attempt in retrying:
-        with attempt:
-            if first is not None:  # replay the failure already seen as attempt 1
-                seen, first = first, None
-                raise seen
-            found = await lookup()
-            if found is not None:
-                log.debug("%s had landed before it failed; not sent again", what)
-                return found
-            log.debug("%s did not land; sending it again", what)
-            return await once()
-    raise AssertionError("unreachable: tenacity either returns or re-raises")
+        first = exc
+    return await _retry_loop(first, look_then_send, policy, sleep, is_ambiguous)
 
 
 def _should_retry(exc: BaseException, idempotent: bool, policy: RetryPolicy) -> bool:

@@ -514,7 +514,7 @@ def loads_wait_state(text: str | bytes) -> WaitState:
     """
     try:
         return structure(json.loads(text), WaitState)
-    except (ValueError, ResponseValidationError) as exc:
+    except (ValueError, RecursionError, ResponseValidationError) as exc:
         raise ValueError(f"not a saved WaitState: {exc}") from None
 
 

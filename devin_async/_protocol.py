@@ -18,7 +18,7 @@ import math
 import re
 import time
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import attrs
@@ -240,11 +240,14 @@ def check_page_size(first: int) -> int:
     return first
 
 
-def check_strings(name: str, values: Sequence[str]) -> list[str]:
+def check_strings(name: str, values: Iterable[str]) -> list[str]:
     """Return ``values`` as a list of strings; a bare string is refused, not split."""
-    if isinstance(values, str) or not all(isinstance(v, str) for v in values):
+    if isinstance(values, str | bytes):
+        raise TypeError(f"{name} must be a list of strings, not a single string")
+    items = list(values)  # once: a generator can only be read one time
+    if not all(isinstance(v, str) for v in items):
         raise TypeError(f"{name} must be a list of strings")
-    return list(values)
+    return items
 
 
 _LIST_FILTERS = frozenset(
@@ -264,7 +267,10 @@ def session_filters(**filters: object) -> dict[str, object]:
     for name, value in filters.items():
         if value is None:
             continue
-        if name in _LIST_FILTERS:
+        if name == "session_ids":
+            ids = check_strings(name, value)  # type: ignore[arg-type]
+            params[name] = [normalize_session_id(i) for i in ids]
+        elif name in _LIST_FILTERS:
             params[name] = check_strings(name, value)  # type: ignore[arg-type]
         elif name in _TIME_FILTERS:
             if isinstance(value, bool) or not isinstance(value, int):

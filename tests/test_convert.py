@@ -15,16 +15,24 @@ from devin_async._convert import (
     _make_structure_fn,
     _register_structure_fn,
     dumps_create_request,
+    dumps_wait_state,
     loads,
+    loads_wait_state,
     structure,
+    structure_attachments,
+    structure_message_page,
     structure_session,
     structure_session_page,
+    structure_tags,
 )
 from devin_async._errors import ResponseValidationError
 from devin_async._models import (
     AdvancedMode,
+    Attachment,
     CreateSessionRequest,
     DevinMode,
+    Message,
+    MessageSource,
     Page,
     PullRequest,
     Session,
@@ -33,6 +41,7 @@ from devin_async._models import (
     SessionSecret,
     SessionStatus,
     StatusDetail,
+    WaitState,
 )
 
 # SessionResponse.required of the spec, minus tags/pull_requests, which the model defaults
@@ -555,3 +564,232 @@ def test_converter_hooks_for_other_types_are_strict(data: object, tp: Any) -> No
 def test_loads_accepts_what_the_stdlib_accepts(body: bytes) -> None:
     # The fast path decodes UTF-8; anything else falls back to json.loads(bytes).
     assert loads(body) == {"a": "é"}
+
+
+# ------------------------------------------------------------------ tags
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"tags": []}, ()),
+        ({"tags": ["a", "b"]}, ("a", "b")),
+        ({"tags": ["a"], "session_id": "devin-1"}, ("a",)),
+    ],
+    ids=["empty", "two", "extra-keys"],
+)
+def test_structure_tags(data: object, expected: tuple[str, ...]) -> None:
+    assert structure_tags(data) == expected
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        ["a"],
+        None,
+        "a",
+        {},
+        {"tag": ["a"]},
+        {"tags": None},
+        {"tags": "ab"},
+        {"tags": ["a", 1]},
+        {"tags": {"a": 1}},
+    ],
+    ids=[
+        "bare-array",
+        "null",
+        "string",
+        "empty-object",
+        "misspelt-key",
+        "null-tags",
+        "string-tags",
+        "int-tag",
+        "object-tags",
+    ],
+)
+def test_structure_tags_bad_shapes(data: object) -> None:
+    with pytest.raises(ResponseValidationError, match="not a valid"):
+        structure_tags(data)
+
+
+# ------------------------------------------------------------------ attachments
+
+ATTACHMENT = {
+    "attachment_id": "att-1",
+    "name": "report.pdf",
+    "source": "devin",
+    "url": "https://files.example/report.pdf",
+    "content_type": "application/pdf",
+}
+# A user's upload with no content type, from a source this version does not know.
+OTHER = {"attachment_id": "att-2", "name": "a.txt", "source": "slack-bot", "url": "u"}
+ATTACHMENTS = (
+    Attachment(
+        "att-1",
+        "report.pdf",
+        MessageSource.DEVIN,
+        ATTACHMENT["url"],
+        content_type="application/pdf",
+    ),
+    Attachment("att-2", "a.txt", "slack-bot", "u", content_type=None),
+)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ([ATTACHMENT, OTHER], ATTACHMENTS),
+        ({"items": [ATTACHMENT, OTHER], "total": 2}, ATTACHMENTS),
+        ([], ()),
+        ({"items": []}, ()),
+    ],
+    ids=["bare-array", "items-envelope", "empty-array", "empty-envelope"],
+)
+def test_structure_attachments(data: object, expected: tuple[Attachment, ...]) -> None:
+    attachments = structure_attachments(data)
+    assert attachments == expected
+    assert all(isinstance(a, Attachment) for a in attachments)
+    if attachments:
+        assert attachments[0].source is MessageSource.DEVIN
+        assert type(attachments[1].source) is str
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        None,
+        "x",
+        {"attachments": [ATTACHMENT]},
+        {"items": None},
+        {"items": "x"},
+        [None],
+        [{k: v for k, v in ATTACHMENT.items() if k != "name"}],
+        [{**ATTACHMENT, "url": 1}],
+        [{**ATTACHMENT, "source": None}],
+        {"items": [{**ATTACHMENT, "content_type": 5}]},
+    ],
+    ids=[
+        "null",
+        "string",
+        "other-envelope-key",
+        "null-items",
+        "string-items",
+        "null-item",
+        "missing-name",
+        "int-url",
+        "null-source",
+        "int-content-type-in-envelope",
+    ],
+)
+def test_structure_attachments_bad_shapes(data: object) -> None:
+    with pytest.raises(ResponseValidationError, match="not a valid"):
+        structure_attachments(data)
+
+
+# ------------------------------------------------------------------ message pages
+
+
+def test_message_page_keeps_an_unknown_source_as_text() -> None:
+    page = structure_message_page(
+        {
+            "items": [
+                {"event_id": "e1", "message": "Fix it", "source": "user", "created_at": 1},
+                {"event_id": "e2", "message": "On it.", "source": "devin", "created_at": 2},
+                {"event_id": "e3", "message": "Build ok", "source": "ci-bot", "created_at": 3},
+            ],
+            "end_cursor": "c3",
+            "has_next_page": True,
+            "total": 9,
+        }
+    )
+    assert page == Page(
+        (
+            Message("e1", "Fix it", MessageSource.USER, 1),
+            Message("e2", "On it.", MessageSource.DEVIN, 2),
+            Message("e3", "Build ok", "ci-bot", 3),
+        ),
+        end_cursor="c3",
+        has_next_page=True,
+        total=9,
+    )
+    assert page.items[0].source is MessageSource.USER
+    assert type(page.items[2].source) is str
+
+
+@pytest.mark.parametrize(
+    ("data", "where"),
+    [
+        ({"items": [{"message": "m", "source": "user", "created_at": 1}]}, "event_id"),
+        (
+            {"items": [{"event_id": "e", "message": "m", "source": "user", "created_at": "1"}]},
+            "created_at",
+        ),
+        (
+            {"items": [{"event_id": "e", "message": None, "source": "user", "created_at": 1}]},
+            "message",
+        ),
+        ({"items": "none"}, "items"),
+        ([], "object"),
+    ],
+    ids=["missing-event-id", "string-created-at", "null-message", "string-items", "bare-array"],
+)
+def test_message_page_bad_shapes(data: object, where: str) -> None:
+    with pytest.raises(ResponseValidationError, match=where):
+        structure_message_page(data)
+
+
+# ------------------------------------------------------------------ saved wait states
+
+
+def test_wait_state_round_trips_through_text_and_bytes() -> None:
+    state = WaitState("devin-1", status="running", status_detail="working", last_event_id="e3")
+    text = dumps_wait_state(state)
+    assert json.loads(text)["session_id"] == "devin-1"
+    assert " " not in text
+    assert loads_wait_state(text) == state
+    assert loads_wait_state(text.encode()) == state
+    assert loads_wait_state(dumps_wait_state(WaitState("devin-2"))) == WaitState("devin-2")
+
+
+def test_wait_state_from_a_newer_version_loads() -> None:
+    text = '{"session_id": "devin-1", "message_cursor": "c", "saved_by": "2.0"}'
+    assert loads_wait_state(text) == WaitState("devin-1", message_cursor="c")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "not json",
+        "[]",
+        "null",
+        "42",
+        '"devin-1"',
+        '{"status": "running"}',
+        '{"session_id": 1}',
+        '{"session_id": "devin-1", "last_event_id": []}',
+        b"\xff\xfe\x00",
+        '{"session_id": "devin-1"',
+    ],
+    ids=[
+        "empty",
+        "not-json",
+        "array",
+        "null",
+        "number",
+        "bare-id",
+        "no-session-id",
+        "int-session-id",
+        "array-event-id",
+        "bad-bytes",
+        "truncated",
+    ],
+)
+def test_loads_wait_state_of_garbage_is_a_value_error(text: str | bytes) -> None:
+    with pytest.raises(ValueError, match="not a saved WaitState"):
+        loads_wait_state(text)
+
+
+def test_loads_wait_state_of_deeply_nested_garbage_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="not a saved WaitState"):
+        loads_wait_state("[" * 100_000)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -23,22 +24,33 @@ from devin_async._errors import (
     UnprocessableEntityError,
     ValidationDetail,
 )
-from devin_async._models import CreateSessionRequest, SessionStatus
+from devin_async._models import CreateSessionRequest, SessionCategory, SessionOrigin, SessionStatus
 from devin_async._protocol import (
     Request,
     Response,
     Scope,
+    archive_session,
     check_base_url,
     check_org_id,
+    check_page_size,
+    check_strings,
+    check_tags,
     create_session,
     decode,
     encode_query,
     get_session,
+    get_tags,
+    list_attachments,
+    list_messages,
     list_sessions,
     normalize_session_id,
     parse_retry_after,
     request_id_of,
+    send_message,
+    session_filters,
+    set_tags,
     status_error,
+    terminate_session,
 )
 
 NOW = 1_700_000_000.0  # a fixed "now", Unix seconds
@@ -644,3 +656,319 @@ def test_list_sessions_without_filters_has_no_query() -> None:
 def test_list_sessions_refuses_an_unencodable_filter() -> None:
     with pytest.raises(TypeError):
         list_sessions(Scope("org-1"), {"tags": {"a": "b"}})
+
+
+# ------------------------------------------------------------------ list filters and checks
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        ({}, {}),
+        ({"tags": None, "playbook_id": None, "is_archived": None}, {}),
+        ({"tags": ("b", "a")}, {"tags": ["b", "a"]}),
+        ({"tags": []}, {"tags": []}),
+        (
+            {"origins": [SessionOrigin.API, "slack"], "session_ids": ["devin-1"]},
+            {"origins": ["api", "slack"], "session_ids": ["devin-1"]},
+        ),
+        (
+            {"user_ids": ["u"], "service_user_ids": ["s"], "repo_names": ["o/r"], "org_ids": ["o"]},
+            {"user_ids": ["u"], "service_user_ids": ["s"], "repo_names": ["o/r"], "org_ids": ["o"]},
+        ),
+        ({"category": SessionCategory.BUG_FIXING}, {"category": "bug_fixing"}),
+        ({"playbook_id": "p", "schedule_id": "s"}, {"playbook_id": "p", "schedule_id": "s"}),
+        ({"is_archived": False}, {"is_archived": False}),
+        (
+            {"created_after": 0, "created_before": 2, "updated_after": 3, "updated_before": 4},
+            {"created_after": 0, "created_before": 2, "updated_after": 3, "updated_before": 4},
+        ),
+    ],
+    ids=[
+        "nothing",
+        "all-none",
+        "tuple-to-list",
+        "empty-list",
+        "enum-items",
+        "other-arrays",
+        "enum-category",
+        "strings",
+        "false-is-kept",
+        "timestamps-zero-kept",
+    ],
+)
+def test_session_filters(filters: dict[str, object], expected: dict[str, object]) -> None:
+    params = session_filters(**filters)
+    assert params == expected
+    if "category" in params:
+        assert type(params["category"]) is str  # plain text on the wire, not an enum repr
+
+
+@pytest.mark.parametrize(
+    ("filters", "match"),
+    [
+        ({"tags": "ci"}, "tags"),
+        ({"session_ids": "devin-1"}, "session_ids"),
+        ({"org_ids": "org-1"}, "org_ids"),
+        ({"repo_names": ["o/r", 1]}, "repo_names"),
+        ({"user_ids": [None]}, "user_ids"),
+        ({"created_after": True}, "created_after"),
+        ({"updated_before": "100"}, "updated_before"),
+        ({"created_before": 1.5}, "created_before"),
+        ({"is_archived": "true"}, "is_archived"),
+        ({"is_archived": 1}, "is_archived"),
+    ],
+    ids=[
+        "bare-string-tags",
+        "bare-string-ids",
+        "bare-string-orgs",
+        "int-in-array",
+        "none-in-array",
+        "bool-timestamp",
+        "string-timestamp",
+        "float-timestamp",
+        "string-bool",
+        "int-bool",
+    ],
+)
+def test_session_filters_refuse(filters: dict[str, object], match: str) -> None:
+    with pytest.raises(TypeError, match=match):
+        session_filters(**filters)
+
+
+@pytest.mark.parametrize("first", [1, 100, 200], ids=["min", "default", "max"])
+def test_check_page_size_accepts(first: int) -> None:
+    assert check_page_size(first) == first
+
+
+@pytest.mark.parametrize(
+    "first",
+    [0, 201, -1, True, False, 10.0, "10", None],
+    ids=["zero", "201", "negative", "true", "false", "float", "string", "none"],
+)
+def test_check_page_size_refuses(first: Any) -> None:
+    with pytest.raises(ValueError, match="first must be an integer from 1 to 200"):
+        check_page_size(first)
+
+
+@pytest.mark.parametrize(
+    ("tags", "expected"),
+    [
+        (["a"], ["a"]),
+        (("a", "b"), ["a", "b"]),
+        ([], []),
+        (["a", "a"], ["a", "a"]),  # duplicates are the server's business
+        ([f"t{i}" for i in range(50)], [f"t{i}" for i in range(50)]),
+    ],
+    ids=["one", "tuple", "none", "duplicates", "fifty"],
+)
+def test_check_tags_accepts(tags: Any, expected: list[str]) -> None:
+    assert check_tags(tags) == expected
+
+
+@pytest.mark.parametrize(
+    ("tags", "error"),
+    [
+        ([f"t{i}" for i in range(51)], ValueError),
+        ("abc", TypeError),
+        (["a", 1], TypeError),
+        ([None], TypeError),
+        (b"ab", TypeError),
+    ],
+    ids=["fifty-one", "bare-string", "int", "none", "bytes"],
+)
+def test_check_tags_refuses(tags: Any, error: type[Exception]) -> None:
+    with pytest.raises(error, match=r"50 tags|list of strings"):
+        check_tags(tags)
+
+
+def test_check_strings_names_the_argument() -> None:
+    with pytest.raises(TypeError, match=r"^attachment_urls must be a list of strings"):
+        check_strings("attachment_urls", "https://x/a")
+    assert check_strings("x", ("a",)) == ["a"]
+
+
+def test_check_strings_does_not_empty_an_iterator() -> None:
+    given = iter(["a", "b"])
+    try:
+        result = check_strings("tags", given)  # type: ignore[arg-type]
+    except TypeError:
+        return  # refusing an iterator would be as good as reading it once
+    assert result == ["a", "b"]
+
+
+# ------------------------------------------------------------------ session sub-resources
+
+ORG, ENTERPRISE = Scope("org-1"), Scope(None)
+Build = Callable[[Scope], Request]
+
+
+@pytest.mark.parametrize(
+    ("build", "method", "suffix", "query", "body", "idempotent"),
+    [
+        (
+            lambda s: list_messages(s, "abc", 50, None),
+            "GET",
+            "/messages",
+            (("first", "50"),),
+            None,
+            True,
+        ),
+        (
+            lambda s: list_messages(s, "devin-abc", 1, "Y3Vyc29yOjE="),
+            "GET",
+            "/messages",
+            (("first", "1"), ("after", "Y3Vyc29yOjE=")),
+            None,
+            True,
+        ),
+        (
+            lambda s: send_message(s, "abc", "hi", None, None),
+            "POST",
+            "/messages",
+            (),
+            {"message": "hi"},
+            False,
+        ),
+        (
+            lambda s: send_message(s, "abc", "hi", "user-2", ("https://x/a",)),
+            "POST",
+            "/messages",
+            (),
+            {"message": "hi", "message_as_user_id": "user-2", "attachment_urls": ["https://x/a"]},
+            False,
+        ),
+        (
+            lambda s: send_message(s, "abc", "hi", None, []),
+            "POST",
+            "/messages",
+            (),
+            {"message": "hi", "attachment_urls": []},
+            False,
+        ),
+        (lambda s: get_tags(s, "abc"), "GET", "/tags", (), None, True),
+        (
+            lambda s: set_tags(s, "abc", ["a", "b"], replace=False),
+            "POST",
+            "/tags",
+            (),
+            {"tags": ["a", "b"]},
+            False,
+        ),
+        (
+            lambda s: set_tags(s, "abc", ("a",), replace=True),
+            "PUT",
+            "/tags",
+            (),
+            {"tags": ["a"]},
+            True,
+        ),
+        (lambda s: set_tags(s, "abc", [], replace=True), "PUT", "/tags", (), {"tags": []}, True),
+        (lambda s: list_attachments(s, "abc"), "GET", "/attachments", (), None, True),
+    ],
+    ids=[
+        "list-messages",
+        "list-messages-after",
+        "send-message",
+        "send-message-all-fields",
+        "send-message-no-attachments",
+        "get-tags",
+        "append-tags",
+        "replace-tags",
+        "clear-tags",
+        "list-attachments",
+    ],
+)
+@pytest.mark.parametrize(
+    ("scope", "base"),
+    [
+        (ORG, "/v3/organizations/org-1/sessions/devin-abc"),
+        (ENTERPRISE, "/v3/enterprise/sessions/devin-abc"),
+    ],
+    ids=["organization", "enterprise"],
+)
+def test_session_sub_resource_requests(
+    scope: Scope,
+    base: str,
+    build: Build,
+    method: str,
+    suffix: str,
+    query: tuple[tuple[str, str], ...],
+    body: object,
+    idempotent: bool,
+) -> None:
+    request = build(scope)
+    assert (request.method, request.path, request.query) == (method, base + suffix, query)
+    assert (json.loads(request.body) if request.body is not None else None) == body
+    assert request.idempotent is idempotent
+    if request.body is not None:
+        assert b": " not in request.body  # compact JSON
+        assert b", " not in request.body
+
+
+@pytest.mark.parametrize(
+    ("build", "method", "suffix", "query"),
+    [
+        (lambda s: terminate_session(s, "abc", False), "DELETE", "", ()),
+        (lambda s: terminate_session(s, "abc", True), "DELETE", "", (("archive", "true"),)),
+        (lambda s: archive_session(s, "abc"), "POST", "/archive", ()),
+    ],
+    ids=["terminate", "terminate-and-archive", "archive"],
+)
+def test_org_only_requests(
+    build: Build, method: str, suffix: str, query: tuple[tuple[str, str], ...]
+) -> None:
+    request = build(ORG)
+    assert request == Request(
+        method,
+        "/v3/organizations/org-1/sessions/devin-abc" + suffix,
+        query=query,
+        body=None,
+        idempotent=True,  # stopping or archiving twice is stopping or archiving once
+    )
+    with pytest.raises(ConfigurationError, match="needs an org_id"):
+        build(ENTERPRISE)
+
+
+@pytest.mark.parametrize(
+    ("build", "error"),
+    [
+        (lambda s: send_message(s, "abc", "", None, None), ValueError),
+        (lambda s: send_message(s, "abc", " \t\n", None, None), ValueError),
+        (lambda s: send_message(s, "abc", None, None, None), ValueError),
+        (lambda s: send_message(s, "abc", "hi", None, "https://x/a"), TypeError),
+        (lambda s: send_message(s, "a/b", "hi", None, None), ValueError),
+        (lambda s: set_tags(s, "abc", ["t"] * 51, replace=False), ValueError),
+        (lambda s: set_tags(s, "abc", "tag", replace=True), TypeError),
+        (lambda s: get_tags(s, "../x"), ValueError),
+        (lambda s: list_messages(s, "a?b", 1, None), ValueError),
+        (lambda s: list_attachments(s, ""), ValueError),
+        (lambda s: terminate_session(s, "a#b", False), ValueError),
+        (lambda s: archive_session(s, "a b"), ValueError),
+    ],
+    ids=[
+        "empty-message",
+        "blank-message",
+        "none-message",
+        "bare-string-attachments",
+        "send-bad-id",
+        "too-many-tags",
+        "bare-string-tags",
+        "tags-bad-id",
+        "messages-bad-id",
+        "attachments-empty-id",
+        "terminate-bad-id",
+        "archive-bad-id",
+    ],
+)
+def test_sub_resource_builders_refuse_bad_input(build: Build, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        build(ORG)
+
+
+def test_session_filters_normalise_session_ids_like_every_other_id() -> None:
+    assert session_filters(session_ids=["abc", "devin-def"]) == {
+        "session_ids": ["devin-abc", "devin-def"]
+    }
+    with pytest.raises(ValueError, match="session id"):
+        session_filters(session_ids=["../x"])

@@ -4,14 +4,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test lint typecheck bench fake-server clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench,cli]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -32,6 +32,9 @@ test: lint typecheck
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+fake-server: $(STAMP)
+	$(BIN)/devin-async fake-server
 
 clean:
 	rm -rf $(VENV) .coverage .mypy_cache .ruff_cache

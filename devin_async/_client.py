@@ -379,15 +379,15 @@ class DevinClient:
 
     async def _fetch_many(self, session_ids: Sequence[str]) -> list[Session]:
         """One list attempt per page for up to LIST_BATCH ids, for the poller."""
-        params: dict[str, object] = {"session_ids": list(session_ids), "first": LIST_BATCH}
         sessions: list[Session] = []
+        after: str | None = None
         for _ in range(len(session_ids) // LIST_BATCH + 2):  # bounded even if cursors loop
-            request = _protocol.list_sessions(self._scope, params)
+            request = _protocol.poll_sessions(self._scope, session_ids, after)
             page = _convert.structure_session_page(await self._attempt(request))
             sessions.extend(page.items)
             if not page.has_next_page or not page.end_cursor:
                 break
-            params["after"] = page.end_cursor
+            after = page.end_cursor
         return sessions
 
     def _wait_options(

@@ -61,6 +61,7 @@ __all__ = [
     "list_sessions",
     "normalize_session_id",
     "parse_retry_after",
+    "poll_sessions",
     "send_message",
     "session_filters",
     "set_tags",
@@ -213,6 +214,19 @@ def encode_query(params: Mapping[str, object]) -> tuple[tuple[str, str], ...]:
 def list_sessions(scope: Scope, params: Mapping[str, object]) -> Request:
     """Build ``GET .../sessions`` with filters and cursor parameters (``first``, ``after``)."""
     return Request("GET", scope.sessions_path, query=encode_query(params))
+
+
+def poll_sessions(scope: Scope, session_ids: Sequence[str], after: str | None) -> Request:
+    """Build the poller's ``GET .../sessions?session_ids=...`` for already-checked ids.
+
+    The ids come from ``normalize_session_id``, so the query is built directly: at
+    10,000 waits this runs for every id on every tick.
+    """
+    query = [("session_ids", i) for i in session_ids]
+    query.append(("first", str(MAX_PAGE)))
+    if after is not None:
+        query.append(("after", after))
+    return Request("GET", scope.sessions_path, query=tuple(query))
 
 
 def create_session(scope: Scope, request: CreateSessionRequest) -> Request:

@@ -45,6 +45,7 @@ from devin_async._protocol import (
     list_sessions,
     normalize_session_id,
     parse_retry_after,
+    poll_sessions,
     request_id_of,
     send_message,
     session_filters,
@@ -972,3 +973,16 @@ def test_session_filters_normalise_session_ids_like_every_other_id() -> None:
     }
     with pytest.raises(ValueError, match="session id"):
         session_filters(session_ids=["../x"])
+
+
+def test_poll_sessions_sends_ids_as_repeated_keys_with_a_full_page() -> None:
+    request = poll_sessions(Scope("org-1"), ["devin-a", "devin-b"], None)
+    assert request.method == "GET"
+    assert request.path == "/v3/organizations/org-1/sessions"
+    assert request.query == (
+        ("session_ids", "devin-a"),
+        ("session_ids", "devin-b"),
+        ("first", "200"),
+    )
+    later = poll_sessions(Scope("org-1"), ["devin-a"], "cur")
+    assert later.query[-1] == ("after", "cur")

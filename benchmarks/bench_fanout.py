@@ -54,7 +54,7 @@ asyncio.run(main())
 @dataclass(frozen=True)
 class Config:
     sessions: int = 10_000
-    reads: int = 3  # polls that see "working" before the one that sees "finished"
+    reads: int = 9  # polls that see "working" before the one that sees "finished"
     interval: float = 0.2  # seconds between polls (fixed: first = max)
 
     @classmethod

@@ -52,7 +52,6 @@ __all__ = [
     "check_strings",
     "check_tags",
     "create_session",
-    "decode",
     "encode_query",
     "get_session",
     "get_tags",
@@ -500,10 +499,3 @@ def status_error(
     if cls is None:
         cls = InternalServerError if status >= 500 else APIStatusError
     return cls(message, **info)
-
-
-def decode(request: Request, response: Response, url: str) -> Any:
-    """Return the decoded JSON of a 2xx response, or raise the matching error."""
-    if 200 <= response.status < 300:
-        return _convert.loads(response.body)
-    raise status_error(request, response, url)

@@ -20,7 +20,6 @@ from devin_async._errors import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
-    ResponseValidationError,
     UnprocessableEntityError,
     ValidationDetail,
 )
@@ -36,7 +35,6 @@ from devin_async._protocol import (
     check_strings,
     check_tags,
     create_session,
-    decode,
     encode_query,
     get_session,
     get_tags,
@@ -538,32 +536,16 @@ def test_429_reads_retry_after_case_insensitively() -> None:
     assert err.retry_after == 4.0
 
 
-# ------------------------------------------------------------------ decode
-
-
-@pytest.mark.parametrize("status", [200, 201, 299])
-def test_decode_2xx_returns_json(status: int) -> None:
-    assert decode(GET, _response(status, {"ok": [1]}), URL) == {"ok": [1]}
-
-
-@pytest.mark.parametrize(
-    "body", [b"<html>ok</html>", b"", b"\xff"], ids=["html", "empty", "invalid-utf8"]
-)
-def test_decode_2xx_non_json_is_a_validation_error(body: bytes) -> None:
-    with pytest.raises(ResponseValidationError):
-        decode(GET, _response(200, body), URL)
-
-
 @pytest.mark.parametrize(
     ("status", "cls"),
     [(404, NotFoundError), (500, InternalServerError), (302, APIStatusError)],
     ids=["404", "500", "redirect"],
 )
-def test_decode_non_2xx_raises_status_error(status: int, cls: type[APIStatusError]) -> None:
-    with pytest.raises(cls) as info:
-        decode(GET, _response(status, {"detail": "x"}), URL)
-    assert info.value.status_code == status
-    assert info.value.url == URL
+def test_status_error_carries_status_and_url(status: int, cls: type[APIStatusError]) -> None:
+    err = status_error(GET, _response(status, {"detail": "x"}), URL)
+    assert type(err) is cls
+    assert err.status_code == status
+    assert err.url == URL
 
 
 # ------------------------------------------------------------------ query encoding

@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from fakes import FakeTime
 from pytest_aiohttp import AiohttpServer
 
 from devin_async import (
@@ -55,22 +56,6 @@ from devin_async.testing import (
 KEY = "cog_test_key_0123456789"
 
 
-class RecordingSleep:
-    """A sleep that records the delays asked for, advances its own clock, and yields."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-        self.now = 1000.0
-
-    def clock(self) -> float:
-        return self.now
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
-        self.now += delay
-        await asyncio.sleep(0)
-
-
 @pytest.fixture
 async def server() -> AsyncIterator[FakeDevinServer]:
     async with FakeDevinServer(api_key=KEY, org_id="org-test") as srv:
@@ -78,12 +63,12 @@ async def server() -> AsyncIterator[FakeDevinServer]:
 
 
 @pytest.fixture
-def sleep() -> RecordingSleep:
-    return RecordingSleep()
+def sleep() -> FakeTime:
+    return FakeTime()
 
 
 @pytest.fixture
-async def client(server: FakeDevinServer, sleep: RecordingSleep) -> AsyncIterator[DevinClient]:
+async def client(server: FakeDevinServer, sleep: FakeTime) -> AsyncIterator[DevinClient]:
     async with DevinClient(
         KEY, org_id=server.org_id, base_url=server.url, sleep=sleep, clock=sleep.clock, timeout=5.0
     ) as c:
@@ -367,7 +352,7 @@ async def test_client_errors_map_to_classes_and_are_not_retried(
 
 
 async def test_server_errors_are_retried_then_raised(
-    client: DevinClient, server: FakeDevinServer, sleep: RecordingSleep
+    client: DevinClient, server: FakeDevinServer, sleep: FakeTime
 ) -> None:
     created = await client.create_session("hello")
     server.inject("status", status=502, times=10, route="get_session")
@@ -402,7 +387,7 @@ async def test_refused_connection_raises_connection_error() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    sleep = RecordingSleep()
+    sleep = FakeTime()
     async with DevinClient(
         KEY, org_id="org-test", base_url=f"http://127.0.0.1:{port}", sleep=sleep, clock=sleep.clock
     ) as client:
@@ -496,7 +481,7 @@ async def test_create_that_keeps_failing_ambiguously_raises_the_last_error(
 
 
 async def test_create_that_got_a_429_is_retried(
-    client: DevinClient, server: FakeDevinServer, sleep: RecordingSleep
+    client: DevinClient, server: FakeDevinServer, sleep: FakeTime
 ) -> None:
     server.inject("rate_limit", retry_after="2", times=1, route="create_session")
     session = await client.create_session("hello")
@@ -507,7 +492,7 @@ async def test_create_that_got_a_429_is_retried(
 
 
 async def test_retry_after_as_an_http_date_is_honoured(
-    client: DevinClient, server: FakeDevinServer, sleep: RecordingSleep
+    client: DevinClient, server: FakeDevinServer, sleep: FakeTime
 ) -> None:
     when = "Wed, 21 Oct 2099 07:28:00 GMT"  # far beyond the cap: raised at once
     server.inject("rate_limit", retry_after=when, times=1, route="create_session")
@@ -520,7 +505,7 @@ async def test_retry_after_as_an_http_date_is_honoured(
 
 
 async def test_retry_after_http_date_in_range_is_waited(
-    client: DevinClient, server: FakeDevinServer, sleep: RecordingSleep
+    client: DevinClient, server: FakeDevinServer, sleep: FakeTime
 ) -> None:
     import email.utils
     import time

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 import pytest
+from fakes import FakeTime
 
 from devin_async import (
     Attachment,
@@ -53,22 +53,6 @@ BOT_SEES = [
     "devin: All done.",
     "running/finished",
 ]
-
-
-class FakeTime:
-    """A sleep that records the delays asked for, advances its own clock, and yields."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-        self.now = 1000.0
-
-    def clock(self) -> float:
-        return self.now
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
-        self.now += delay
-        await asyncio.sleep(0)
 
 
 def make_client(

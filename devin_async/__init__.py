@@ -21,6 +21,16 @@ from ._errors import (
     UnprocessableEntityError,
     ValidationDetail,
 )
+from ._events import (
+    Event,
+    Hook,
+    RateLimitPaused,
+    RequestSent,
+    ResponseReceived,
+    RetryScheduled,
+    SessionChanged,
+    WaitFinished,
+)
 from ._fanout import SessionResult, SessionWaits, SessionWatch
 from ._follow import SessionUpdate
 from ._models import (
@@ -61,6 +71,8 @@ __all__ = [
     "DevinClient",
     "DevinError",
     "DevinMode",
+    "Event",
+    "Hook",
     "InternalServerError",
     "Message",
     "MessageSource",
@@ -71,9 +83,14 @@ __all__ = [
     "Predicate",
     "PullRequest",
     "RateLimitError",
+    "RateLimitPaused",
+    "RequestSent",
+    "ResponseReceived",
     "ResponseValidationError",
+    "RetryScheduled",
     "Session",
     "SessionCategory",
+    "SessionChanged",
     "SessionOrigin",
     "SessionResult",
     "SessionSecret",
@@ -84,6 +101,7 @@ __all__ = [
     "StatusDetail",
     "UnprocessableEntityError",
     "ValidationDetail",
+    "WaitFinished",
     "WaitState",
     "__version__",
     "await_session",

@@ -27,6 +27,16 @@ from ._errors import (
     ClientClosedError,
     ConfigurationError,
 )
+from ._events import (
+    Hook,
+    Hooks,
+    RateLimitPaused,
+    RequestSent,
+    ResponseReceived,
+    RetryScheduled,
+    SessionChanged,
+    WaitFinished,
+)
 from ._fanout import SessionResult, SessionWaits, SessionWatch, create_many
 from ._follow import SessionUpdate, follow, page_fetcher
 from ._limits import Governor
@@ -44,9 +54,16 @@ from ._models import (
     WaitState,
 )
 from ._paging import Pager
-from ._poller import LIST_BATCH, Poller
+from ._poller import LIST_BATCH, Poller, Waiter
 from ._polling import Predicate, is_settled
-from ._retry import RetryPolicy, Sleep, call_exactly_once, retry_after_failure
+from ._retry import (
+    OnRetry,
+    RetryPolicy,
+    Sleep,
+    call_exactly_once,
+    retry_after_failure,
+    retry_reason,
+)
 from ._transport import Transport, user_agent
 from ._version import __version__
 
@@ -97,6 +114,10 @@ class DevinClient:
             that failed ambiguously (timeout, dropped connection, 5xx) can be looked up
             instead of lost or duplicated. False sends creates untagged and never
             retries them after an ambiguous failure.
+        hooks: callables told of every event (request sent, response received, retry
+            scheduled, rate-limit pause, session changed, wait finished); see
+            ``devin_async.RequestSent`` and friends. A hook that raises is logged and
+            ignored.
         sleep: coroutine used for retry backoff and rate limiting (injected in tests).
         clock: monotonic clock of the rate limiter, seconds (injected in tests).
 
@@ -118,6 +139,7 @@ class DevinClient:
         requests_per_second: float | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         exactly_once_create: bool = True,
+        hooks: Iterable[Hook] = (),
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -148,8 +170,9 @@ class DevinClient:
             clock=clock,
             sleep=sleep,
         )
+        self._hooks = Hooks(hooks)
         fetch_many = self._fetch_many if self.org_id is not None else None
-        self._poller = Poller(self._fetch_one, fetch_many)
+        self._poller = Poller(self._fetch_one, fetch_many, on_change=self._session_changed)
         self._transport = Transport(
             self.base_url,
             {
@@ -195,6 +218,59 @@ class DevinClient:
         await self._poller.stopped()
         await self._transport.aclose()
 
+    # ------------------------------------------------------------------ events
+
+    def add_hook(self, hook: Hook) -> None:
+        """Tell ``hook`` of every event from now on (see the ``hooks`` argument)."""
+        self._hooks.add(hook)
+
+    def remove_hook(self, hook: Hook) -> None:
+        """Stop telling ``hook`` of events."""
+        self._hooks.remove(hook)
+
+    def _session_changed(self, session: Session, before: Session | None) -> None:
+        if self._hooks.active:
+            self._hooks.emit(
+                SessionChanged(
+                    session.session_id,
+                    session.status,
+                    session.status_detail,
+                    before.status if before else None,
+                    before.status_detail if before else None,
+                )
+            )
+
+    def _wait_finished(self, waiter: Waiter, outcome: str, elapsed: float) -> None:
+        if self._hooks.active:
+            last = waiter.last
+            self._hooks.emit(
+                WaitFinished(
+                    waiter.session_id,
+                    outcome,
+                    elapsed,
+                    waiter.polls,
+                    last.status if last else None,
+                    last.status_detail if last else None,
+                )
+            )
+
+    def _retry_reporter(self, request: _protocol.Request) -> OnRetry:
+        def report(exc: BaseException, delay: float, attempt: int) -> None:
+            if self._hooks.active:
+                self._hooks.emit(
+                    RetryScheduled(
+                        request.method,
+                        request.path,
+                        retry_reason(exc, idempotent=True) or type(exc).__name__,
+                        delay,
+                        attempt,
+                        getattr(exc, "request_id", None),
+                        _protocol.session_id_of(request.path),
+                    )
+                )
+
+        return report
+
     # ------------------------------------------------------------------ plumbing
 
     async def _attempt(self, request: _protocol.Request) -> Any:
@@ -205,22 +281,45 @@ class DevinClient:
             APIConnectionError: no response.
             ResponseValidationError: a 2xx body that is not JSON.
         """
-        governor = self._governor
+        governor, hooks = self._governor, self._hooks
         await governor.acquire()
+        observed = hooks.active
+        if observed:  # after the governor let it through: it is really being sent now
+            session_id = _protocol.session_id_of(request.path)
+            hooks.emit(RequestSent(request.method, request.path, session_id))
+            started = time.monotonic()
         try:
             response = await self._transport.send(request)
         finally:
             governor.release()
         status = response.status
-        if status == 429:
-            governor.on_rate_limited(
-                _protocol.parse_retry_after(response.headers.get("retry-after"), time.time())
+        if observed:
+            hooks.emit(
+                ResponseReceived(
+                    request.method,
+                    request.path,
+                    status,
+                    time.monotonic() - started,
+                    _protocol.request_id_of(response.headers),
+                    session_id,
+                )
             )
+        if status == 429:
+            self._rate_limited(response)
         else:
             governor.on_success()
         if 200 <= status < 300:
             return _convert.loads(response.body)
         raise _protocol.status_error(request, response, self._transport.url(request))
+
+    def _rate_limited(self, response: _protocol.Response) -> None:
+        governor = self._governor
+        retry_after = _protocol.parse_retry_after(response.headers.get("retry-after"), time.time())
+        paused_until = governor.paused_until
+        governor.on_rate_limited(retry_after)
+        if governor.paused_until > paused_until and self._hooks.active:
+            seconds = governor.paused_until - self._clock()
+            self._hooks.emit(RateLimitPaused(seconds, retry_after, governor.rate))
 
     async def _call(self, request: _protocol.Request) -> Any:
         """Make one attempt; enter the retry policy only if it fails."""
@@ -241,6 +340,7 @@ class DevinClient:
             policy=self._policy,
             sleep=self._sleep,
             what=f"{request.method} {request.path}",
+            on_retry=self._retry_reporter(request),
         )
 
     # ------------------------------------------------------------------ sessions
@@ -331,7 +431,12 @@ class DevinClient:
             return page.items[0] if page.items else None
 
         return await call_exactly_once(
-            send, lookup, policy=self._policy, sleep=self._sleep, what="create session"
+            send,
+            lookup,
+            policy=self._policy,
+            sleep=self._sleep,
+            what="create session",
+            on_retry=self._retry_reporter(http_request),
         )
 
     async def create_sessions(
@@ -442,10 +547,14 @@ class DevinClient:
         loop = asyncio.get_running_loop()
         start = loop.time()
         waiter = self._poller.subscribe(session_id, on_change=on_change, **options)
+        outcome = "error"
         try:
             async with asyncio.timeout(timeout):
-                return await waiter.future
+                session = await waiter.future
+            outcome = "settled"
+            return session
         except TimeoutError:
+            outcome = "timeout"
             last = waiter.last
             state = f" (last seen: {last.status}/{last.status_detail})" if last else ""
             raise AwaitTimeoutError(
@@ -454,8 +563,12 @@ class DevinClient:
                 elapsed=loop.time() - start,
                 polls=waiter.polls,
             ) from None
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
         finally:
             self._poller.unsubscribe(waiter)
+            self._wait_finished(waiter, outcome, loop.time() - start)
             await self._poller.stopped()
 
     def watch_session(
@@ -481,6 +594,7 @@ class DevinClient:
             self._poller,
             _protocol.normalize_session_id(session_id),
             timeout=_positive("timeout", timeout),
+            on_finish=self._wait_finished,
             **self._wait_options(until, poll_interval, max_poll_interval),
         )
 
@@ -507,6 +621,7 @@ class DevinClient:
             self._poller,
             ids,
             timeout=_positive("timeout", timeout),
+            on_finish=self._wait_finished,
             **self._wait_options(until, poll_interval, max_poll_interval),
         )
 

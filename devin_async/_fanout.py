@@ -29,6 +29,8 @@ from ._polling import Predicate
 __all__ = ["SessionResult", "SessionWaits", "SessionWatch", "create_many"]
 
 Stream = MemoryObjectSendStream[object]
+# Told when one wait ends: the waiter, the outcome ("settled", "timeout", "error"), seconds.
+OnFinish = Callable[[Waiter, str, float], object]
 
 
 @attrs.frozen
@@ -96,9 +98,10 @@ class _Subscription(abc.ABC):
     (and its waits released) as soon as nothing refers to it.
     """
 
-    def __init__(self, poller: Poller, timeout: float) -> None:
+    def __init__(self, poller: Poller, timeout: float, on_finish: OnFinish | None) -> None:
         self._poller = poller
         self._timeout = timeout
+        self._on_finish = on_finish
         self._start = 0.0
         self._waiters: list[Waiter] = []
         self._send, self._receive = anyio.create_memory_object_stream[object](math.inf)
@@ -126,6 +129,17 @@ class _Subscription(abc.ABC):
 
     def _elapsed(self) -> float:
         return anyio.current_time() - self._start
+
+    def _finished(self, waiter: Waiter, error: BaseException | None) -> None:
+        if self._on_finish is not None:
+            outcome = (
+                "settled"
+                if error is None
+                else "timeout"
+                if isinstance(error, AwaitTimeoutError)
+                else "error"
+            )
+            self._on_finish(waiter, outcome, self._elapsed())
 
     def close(self) -> None:
         """Stop waiting: unsubscribe every wait that is still pending."""
@@ -172,8 +186,9 @@ class SessionWatch(_Subscription):
         timeout: float,
         poll_interval: float,
         max_poll_interval: float,
+        on_finish: OnFinish | None = None,
     ) -> None:
-        super().__init__(poller, timeout)
+        super().__init__(poller, timeout, on_finish)
         self.session_id = session_id
         self._params = (until, poll_interval, max_poll_interval)
 
@@ -197,16 +212,19 @@ class SessionWatch(_Subscription):
         except TimeoutError:
             waiter = self._waiters[0]
             self.close()
-            raise AwaitTimeoutError(
+            timeout = AwaitTimeoutError(
                 f"session {self.session_id} did not settle within {self._timeout}s",
                 session=waiter.last,
                 elapsed=self._elapsed(),
                 polls=waiter.polls,
-            ) from None
+            )
+            self._finished(waiter, timeout)
+            raise timeout from None
         if item is _END:
-            future = self._waiters[0].future
+            waiter = self._waiters[0]
             self.close()
-            error = future.exception()
+            error = waiter.future.exception()
+            self._finished(waiter, error)
             if error is not None:
                 raise error
             raise StopAsyncIteration
@@ -231,8 +249,9 @@ class SessionWaits(_Subscription):
         timeout: float,
         poll_interval: float,
         max_poll_interval: float,
+        on_finish: OnFinish | None = None,
     ) -> None:
-        super().__init__(poller, timeout)
+        super().__init__(poller, timeout, on_finish)
         self.session_ids = tuple(session_ids)
         self._params = (until, poll_interval, max_poll_interval)
         self._left = len(self.session_ids)
@@ -278,6 +297,7 @@ class SessionWaits(_Subscription):
         self._left -= 1
         waiter = self._waiters[index]
         error = waiter.future.exception()
+        self._finished(waiter, error)
         if error is None:
             return index, SessionResult(waiter.session_id, session=waiter.future.result())
         if not isinstance(error, DevinError):

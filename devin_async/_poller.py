@@ -124,11 +124,19 @@ class Poller:
         fetch_one: one GET attempt for a session id.
         fetch_many: one list call for up to LIST_BATCH ids (all pages), or None when
             the list endpoint cannot be used (enterprise scope without an org).
+        on_change: told of each session whose (status, status_detail) changed, with
+            the state its oldest waiter saw before (None at first).
     """
 
-    def __init__(self, fetch_one: FetchOne, fetch_many: FetchMany | None) -> None:
+    def __init__(
+        self,
+        fetch_one: FetchOne,
+        fetch_many: FetchMany | None,
+        on_change: Callable[[Session, Session | None], object] | None = None,
+    ) -> None:
         self._fetch_one = fetch_one
         self._fetch_many = fetch_many
+        self._on_change = on_change
         self._waiters: dict[str, list[Waiter]] = {}
         self._task: asyncio.Task[None] | None = None
         self._finishing: set[asyncio.Task[None]] = set()
@@ -305,9 +313,19 @@ class Poller:
         return False
 
     def _deliver(self, session_id: str, session: Session) -> bool:
+        waiters = self._waiters.get(session_id, ())
+        if not waiters:
+            return False
+        before = waiters[0].last
         changed = False
-        for waiter in self._waiters.get(session_id, ()):
+        for waiter in waiters:
             changed |= waiter.observe(session)
+        if (
+            self._on_change is not None
+            and changed
+            and (before is None or (before.status, before.status_detail) != _key(session))
+        ):
+            self._on_change(session, before)
         return changed
 
     def _failed(self, ids: Sequence[str], exc: BaseException) -> float:
@@ -320,6 +338,10 @@ class Poller:
             return 0.0
         log.debug("poll of %d session(s) failed (%s); will retry", len(ids), exc)
         return server_delay(exc) or 0.0
+
+
+def _key(session: Session) -> tuple[object, object]:
+    return session.status, session.status_detail
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

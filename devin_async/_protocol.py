@@ -63,6 +63,7 @@ __all__ = [
     "poll_sessions",
     "send_message",
     "session_filters",
+    "session_id_of",
     "set_tags",
     "terminate_session",
 ]
@@ -139,6 +140,15 @@ def normalize_session_id(session_id: str) -> str:
             raise ValueError(f"invalid session id {session_id!r}")
         return session_id
     return "devin-" + session_id
+
+
+_SESSION_IN_PATH = re.compile(r"/sessions/(devin-[A-Za-z0-9_.\-]+)")
+
+
+def session_id_of(path: str) -> str | None:
+    """Return the session id a request path is about, if any (for events and logs)."""
+    found = _SESSION_IN_PATH.search(path)
+    return found.group(1) if found else None
 
 
 def check_org_id(org_id: str) -> str:

@@ -30,6 +30,7 @@ from ._errors import APIConnectionError, APIStatusError, APITimeoutError, RateLi
 from ._protocol import parse_retry_after
 
 __all__ = [
+    "OnRetry",
     "PollBackoff",
     "RetryPolicy",
     "call_exactly_once",
@@ -42,6 +43,8 @@ __all__ = [
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
+# Told of each retry before its sleep: the failure, the delay (seconds), the attempt number.
+OnRetry = Callable[[BaseException, float, int], None]
 
 log = logging.getLogger("devin_async")
 
@@ -115,6 +118,7 @@ async def call_with_retries(
     policy: RetryPolicy,
     sleep: Sleep,
     what: str,
+    on_retry: OnRetry | None = None,
 ) -> T:
     """Await ``fn()`` and retry it per the policy table; raise the last error.
 
@@ -124,13 +128,14 @@ async def call_with_retries(
         policy: attempt, delay and time bounds.
         sleep: the coroutine to wait with (injected for tests).
         what: a short label for log lines, e.g. "GET /v3/.../sessions/devin-1".
+        on_retry: told of each retry before it sleeps; without it, a DEBUG line.
     """
     try:
         return await fn()
     except (APIStatusError, APIConnectionError) as exc:
         first = exc
     return await retry_after_failure(
-        first, fn, idempotent=idempotent, policy=policy, sleep=sleep, what=what
+        first, fn, idempotent=idempotent, policy=policy, sleep=sleep, what=what, on_retry=on_retry
     )
 
 
@@ -142,6 +147,7 @@ async def retry_after_failure(
     policy: RetryPolicy,
     sleep: Sleep,
     what: str,
+    on_retry: OnRetry | None = None,
 ) -> T:
     """Continue ``call_with_retries`` after its first attempt failed with ``first``.
 
@@ -156,19 +162,31 @@ async def retry_after_failure(
     def should_retry(exc: BaseException) -> bool:
         return _should_retry(exc, idempotent, policy)
 
+    before_sleep = _reporter(what, on_retry, idempotent=idempotent)
+    return await _retry_loop(first, fn, policy, sleep, should_retry, before_sleep)
+
+
+def _reporter(
+    what: str, on_retry: OnRetry | None, *, idempotent: bool
+) -> Callable[[_t.RetryCallState], None]:
+    """Return tenacity's before-sleep callback: ``on_retry``, or a DEBUG line."""
+
     def before_sleep(state: _t.RetryCallState) -> None:
         outcome = state.outcome
         exc = outcome.exception() if outcome is not None else None
-        delay = state.upcoming_sleep
+        assert exc is not None  # tenacity only sleeps after a failed attempt
+        if on_retry is not None:
+            on_retry(exc, state.upcoming_sleep, state.attempt_number)
+            return
         log.debug(
             "retrying %s in %.2fs after %s (attempt %d)",
             what,
-            delay,
-            retry_reason(exc, idempotent=idempotent) if exc else "?",
+            state.upcoming_sleep,
+            retry_reason(exc, idempotent=idempotent),
             state.attempt_number,
         )
 
-    return await _retry_loop(first, fn, policy, sleep, should_retry, before_sleep)
+    return before_sleep
 
 
 async def _retry_loop(
@@ -207,6 +225,7 @@ async def call_exactly_once(
     policy: RetryPolicy,
     sleep: Sleep,
     what: str,
+    on_retry: OnRetry | None = None,
 ) -> T:
     """Await a non-idempotent ``fn()`` so that its effect happens once, if at all.
 
@@ -217,7 +236,9 @@ async def call_exactly_once(
     """
 
     async def once() -> T:
-        return await call_with_retries(fn, idempotent=False, policy=policy, sleep=sleep, what=what)
+        return await call_with_retries(
+            fn, idempotent=False, policy=policy, sleep=sleep, what=what, on_retry=on_retry
+        )
 
     async def look_then_send() -> T:
         found = await lookup()
@@ -233,7 +254,8 @@ async def call_exactly_once(
         if not is_ambiguous(exc) or policy.max_retries <= 0:
             raise
         first = exc
-    return await _retry_loop(first, look_then_send, policy, sleep, is_ambiguous)
+    before_sleep = _reporter(what, on_retry, idempotent=True)
+    return await _retry_loop(first, look_then_send, policy, sleep, is_ambiguous, before_sleep)
 
 
 def _should_retry(exc: BaseException, idempotent: bool, policy: RetryPolicy) -> bool:

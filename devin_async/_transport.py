@@ -4,7 +4,9 @@ aiohttp and socket errors are translated here into ``APIConnectionError`` /
 ``APITimeoutError``; ``request_sent`` tells the retry policy whether the server could
 have seen the request. Redirects are not followed, so the Authorization header can
 never be forwarded to another host. TLS verification is aiohttp's default and is never
-turned off.
+turned off. A response body larger than ``max_response_bytes`` is refused with
+``ResponseValidationError`` without being read to the end, so a broken or hostile
+server cannot make the client hold an unbounded body in memory.
 """
 
 from __future__ import annotations
@@ -13,17 +15,79 @@ import platform
 from collections.abc import Mapping
 
 import aiohttp
+from aiohttp import hdrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from ._errors import APIConnectionError, APITimeoutError, ClientClosedError
+from ._errors import (
+    APIConnectionError,
+    APITimeoutError,
+    ClientClosedError,
+    ConfigurationError,
+    ResponseValidationError,
+)
 from ._protocol import Request, Response
 
-__all__ = ["Transport", "user_agent"]
+__all__ = ["MAX_RESPONSE_BYTES", "Transport", "user_agent"]
+
+# A list page of 200 full sessions is ~250 KB; 16 MiB leaves ample room for large
+# structured outputs while still bounding what one response can make us hold.
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 
 
 def user_agent(version: str) -> str:
     """Return the User-Agent sent with every request."""
     return f"devin-async/{version} aiohttp/{aiohttp.__version__} python/{platform.python_version()}"
+
+
+def _too_large(resp: aiohttp.ClientResponse, limit: int) -> ResponseValidationError:
+    # Closing (not releasing) drops the connection: the unread rest is never read.
+    resp.close()
+    # The status says which answer it was; the body is never quoted.
+    return ResponseValidationError(
+        f"response body exceeds {limit} bytes (HTTP {resp.status})", body=""
+    )
+
+
+def _is_plain(resp: aiohttp.ClientResponse, limit: int) -> bool:
+    """Return True when the body is bounded by an acceptable Content-Length.
+
+    aiohttp never reads past Content-Length, so such a body can be read in one call.
+    A compressed body is inflated as it is read and may be far larger than its
+    Content-Length, and a chunked one is not bounded by it.
+    """
+    length = resp.content_length
+    headers = resp.headers
+    return (
+        length is not None
+        and length <= limit
+        and hdrs.CONTENT_ENCODING not in headers
+        and hdrs.TRANSFER_ENCODING not in headers
+    )
+
+
+async def _read_limited(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """Read the body of ``resp``, refusing one of more than ``limit`` bytes.
+
+    Raises:
+        ResponseValidationError: the body is larger than ``limit`` bytes; it is
+            refused from its Content-Length when that is too large, else after reading
+            at most ``limit + 1`` bytes of it.
+    """
+    length = resp.content_length
+    if length is not None and length > limit:
+        raise _too_large(resp, limit)
+    content = resp.content
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        # Never asks for more than one byte past the limit, whatever the server sends.
+        chunk = await content.read(limit + 1 - size)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(resp, limit)
+        chunks.append(chunk)
 
 
 class Transport:
@@ -35,6 +99,11 @@ class Transport:
         timeout: per-request timeout, seconds.
         session: a ClientSession to borrow; it is never closed here.
         max_connections: connection pool size of an owned session.
+        max_response_bytes: the largest response body accepted, in bytes (after
+            decompression); a larger one raises ResponseValidationError.
+
+    Raises:
+        ConfigurationError: ``max_response_bytes`` is not a positive integer.
     """
 
     def __init__(
@@ -44,7 +113,12 @@ class Transport:
         timeout: float,
         session: aiohttp.ClientSession | None = None,
         max_connections: int = 100,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
+        if isinstance(max_response_bytes, bool) or max_response_bytes < 1:
+            raise ConfigurationError(
+                f"max_response_bytes must be a positive integer, got {max_response_bytes!r}"
+            )
         self._base_url = base_url
         # Built once as multidicts: aiohttp converts any other mapping on every request.
         self._headers = CIMultiDictProxy(CIMultiDict(headers))
@@ -55,6 +129,7 @@ class Transport:
         self._session = session
         self._owned = session is None
         self._max_connections = max_connections
+        self._max_response_bytes = max_response_bytes
         self._closed = False
 
     @property
@@ -85,6 +160,7 @@ class Transport:
             APIConnectionError: no response (``request_sent`` False if never sent).
             APITimeoutError: the timeout passed first.
             ClientClosedError: the transport was closed.
+            ResponseValidationError: the body is larger than ``max_response_bytes``.
         """
         session = self._client_session()
         url = self._base_url + request.path
@@ -99,7 +175,11 @@ class Transport:
                 timeout=client_timeout,
                 allow_redirects=False,
             ) as resp:
-                body = await resp.read()
+                limit = self._max_response_bytes
+                if _is_plain(resp, limit):  # the common case, in one read
+                    body = await resp.read()
+                else:
+                    body = await _read_limited(resp, limit)
                 return Response(resp.status, resp.headers, body)
         except aiohttp.ConnectionTimeoutError as exc:
             raise APITimeoutError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -75,3 +76,49 @@ def session_json() -> dict[str, Any]:
         "title": "Fix the crash",
         "structured_output": {"result": "ok", "score": 3, "nested": {"items": [1, 2]}},
     }
+
+
+# --- no credential in any log record of the whole run -------------------------------------
+# Every record any logger emits during the test run is kept (the devin_async logger at
+# DEBUG, so every event's log line is produced), and the run fails if one of them shows an
+# API key, an Authorization header or a session secret value the tests use.
+
+LEAK_MARKERS = ("cog_", "Bearer ", "s3cr3t")
+
+
+class _Recorder(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.leaks: list[str] = []
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+        text = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            text += f" {record.exc_info[1]!r}"
+        if any(marker in text for marker in LEAK_MARKERS):
+            self.leaks.append(f"{record.name}: {text[:300]}")
+
+
+_RECORDER = _Recorder()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    logging.getLogger().addHandler(_RECORDER)
+    logging.getLogger("devin_async").setLevel(logging.DEBUG)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    logging.getLogger().removeHandler(_RECORDER)
+    if _RECORDER.leaks:
+        print(f"\n{len(_RECORDER.leaks)} log record(s) show a credential:")
+        for leak in _RECORDER.leaks[:20]:
+            print("  ", leak)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture
+def log_recorder() -> _Recorder:
+    """The run-wide recorder of log records (for tests that check it sees them)."""
+    return _RECORDER

@@ -134,6 +134,7 @@ def test_demo_rejects_a_bad_count() -> None:
         ("fan_out.py", "{'finished': 200}"),
         ("watch.py", "Devin needs an answer"),
         ("bot.py", "outcome: running/finished"),
+        ("metrics.py", "waits_finished_total{outcome=settled} 10"),
     ],
 )
 def test_examples_run_against_the_fake_server(name: str, expected: str) -> None:

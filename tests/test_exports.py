@@ -16,6 +16,7 @@ from devin_async import _errors
 PUBLIC_MODULES: dict[str, set[str]] = {
     "devin_async._client": set(),
     "devin_async._paging": set(),
+    "devin_async._events": {"Hooks"},  # the client's dispatcher
     "devin_async._errors": {"StatusInfo"},  # typing helper for the constructors' **kwargs
     "devin_async._models": set(),
     "devin_async._polling": {"is_transient"},  # the poller's own decision

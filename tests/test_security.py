@@ -1,0 +1,170 @@
+"""Security rules as tests: credentials stay secret, hostile input makes no request.
+
+The run-wide check that no log record shows a credential lives in conftest.py
+(``pytest_sessionfinish``); the tests here prove it sees records and exercise the paths
+that could leak: errors, retries, reprs, redirects.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from aiohttp import web
+from fakes import FakeTime
+from pytest_aiohttp import AiohttpServer
+
+from devin_async import (
+    APIStatusError,
+    AuthenticationError,
+    ConfigurationError,
+    CreateSessionRequest,
+    DevinClient,
+    DevinError,
+    SessionSecret,
+    UnprocessableEntityError,
+)
+from devin_async.testing import FakeDevinServer
+
+KEY = "cog_security_key_4242"
+SECRET = "s3cr3t-db-password"
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeDevinServer]:
+    async with FakeDevinServer(api_key=KEY, org_id="org-sec") as srv:
+        yield srv
+
+
+def make_client(server: FakeDevinServer, key: str = KEY) -> DevinClient:
+    time = FakeTime()
+    return DevinClient(key, org_id=server.org_id, base_url=server.url, sleep=time, clock=time.clock)
+
+
+def test_the_run_wide_recorder_sees_client_debug_records(log_recorder: object) -> None:
+    before = log_recorder.count  # type: ignore[attr-defined]
+    logging.getLogger("devin_async").debug("probe %s", "record")
+    assert log_recorder.count == before + 1  # type: ignore[attr-defined]
+
+
+async def test_errors_reprs_and_logs_never_show_the_key_or_a_secret(
+    server: FakeDevinServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    server.inject("status", status=503, times=2, route="get_session")
+    server.inject("rate_limit", retry_after="0", times=1, route="create_session")
+    texts: list[str] = []
+    async with make_client(server) as client:
+        texts.append(repr(client))
+        request = CreateSessionRequest(
+            prompt="deploy", session_secrets=[SessionSecret("DB_PASSWORD", SECRET)]
+        )
+        texts.append(repr(request))
+        session = await client.create_session(request)
+        texts.append(repr(session))
+        await client.get_session(session.session_id)
+        with pytest.raises(UnprocessableEntityError) as bad:
+            await client.create_session(
+                "x",
+                session_secrets=[SessionSecret("K", SECRET)],
+                max_acu_limit="many",  # type: ignore[arg-type]
+            )
+        texts += [str(bad.value), repr(bad.value), repr(bad.value.errors)]
+    async with make_client(server, key="cog_wrong_key_1111") as wrong:
+        with pytest.raises(AuthenticationError) as denied:
+            await wrong.get_session(session.session_id)
+        texts += [str(denied.value), repr(denied.value), repr(dict(denied.value.headers))]
+    texts += [r.getMessage() for r in caplog.records]
+    for text in texts:
+        for needle in (KEY, "cog_wrong_key_1111", SECRET, "Bearer "):
+            assert needle not in text, f"{needle!r} in {text[:200]!r}"
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "http://api.devin.ai",
+        "http://10.1.2.3",
+        "http://192.168.0.10:8080",
+        "http://localhost.example.com",
+        "http://127.0.0.1.nip.io",
+        "http://[2001:db8::1]",
+    ],
+)
+def test_credentials_are_never_sent_over_plain_http_to_a_remote_host(base_url: str) -> None:
+    with pytest.raises(ConfigurationError, match="http"):
+        DevinClient(KEY, base_url=base_url)
+
+
+HOSTILE_IDS = [
+    "../../organizations/org-other/sessions",
+    "..",
+    "devin-abc/../../x",
+    "devin-abc?archive=true",
+    "devin-abc#frag",
+    "devin-abc%2F..%2Fx",
+    "devin-abc%00",
+    "devin-abc\r\nX-Injected: 1",
+    "devin-abc def",
+    "devin-\u0430bc",  # Cyrillic a
+    "devin-abc\u200b",  # zero-width space
+    "devin-ａｂｃ",  # fullwidth letters  # noqa: RUF001
+    "\u202edevin-abc",  # right-to-left override
+]
+
+CALLS: dict[str, Callable[[DevinClient, str], Awaitable[object]]] = {
+    "get_session": lambda c, i: c.get_session(i),
+    "await_session": lambda c, i: c.await_session(i),
+    "send_message": lambda c, i: c.send_message(i, "hi"),
+    "terminate_session": lambda c, i: c.terminate_session(i),
+    "archive_session": lambda c, i: c.archive_session(i),
+    "get_tags": lambda c, i: c.get_tags(i),
+    "append_tags": lambda c, i: c.append_tags(i, ["t"]),
+    "replace_tags": lambda c, i: c.replace_tags(i, ["t"]),
+    "list_attachments": lambda c, i: c.list_attachments(i),
+    "list_messages": lambda c, i: c.list_messages(i).collect(),
+    "await_sessions": lambda c, i: c.await_sessions([i]),
+    "list_sessions": lambda c, i: c.list_sessions(session_ids=[i]).collect(),
+}
+
+
+@pytest.mark.parametrize("call", sorted(CALLS))
+@pytest.mark.parametrize("hostile", HOSTILE_IDS)
+async def test_hostile_ids_are_refused_before_any_request(
+    server: FakeDevinServer, call: str, hostile: str
+) -> None:
+    async with make_client(server) as client:
+        with pytest.raises(ValueError, match="session id"):
+            await CALLS[call](client, hostile)
+    assert server.requests == []
+
+
+async def test_a_redirect_never_carries_the_key_to_another_host(
+    aiohttp_server: AiohttpServer,
+) -> None:
+    seen: list[str | None] = []
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization"))
+        return web.json_response({})
+
+    other = await aiohttp_server(_app(elsewhere), host="127.0.0.1")
+    target = str(other.make_url("/steal")).replace("127.0.0.1", "localhost")
+
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPTemporaryRedirect(target)
+
+    origin = await aiohttp_server(_app(redirect), host="127.0.0.1")
+    async with DevinClient(KEY, org_id="org-sec", base_url=str(origin.make_url(""))) as client:
+        with pytest.raises(APIStatusError) as info:
+            await client.get_session("devin-abc")
+    assert info.value.status_code == 307
+    assert isinstance(info.value, DevinError)
+    assert seen == []  # the other host was never contacted, let alone with the key
+
+
+def _app(handler: Callable[[web.Request], Awaitable[web.Response]]) -> web.Application:
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    return app

@@ -26,6 +26,7 @@ typecheck: $(STAMP)
 
 # coverage starts before pytest so it also sees the package imported by our pytest11 plugin.
 test: lint typecheck
+	bash .ci/prism.sh
 	$(BIN)/coverage erase
 	$(BIN)/coverage run -m pytest
 	$(BIN)/coverage report
@@ -37,4 +38,4 @@ fake-server: $(STAMP)
 	$(BIN)/devin-async fake-server
 
 clean:
-	rm -rf $(VENV) .coverage .mypy_cache .ruff_cache
+	rm -rf $(VENV) .coverage .mypy_cache .ruff_cache .prism .hypothesis

@@ -688,6 +688,12 @@ class DevinClient:
         """
         if org_ids is not None and self.org_id is not None:
             raise ValueError("org_ids filters the enterprise scope; this client has an org_id")
+        org_only = {"repo_names": repo_names, "category": category, "is_archived": is_archived}
+        if self.org_id is None and any(v is not None for v in org_only.values()):
+            # GET /v3/enterprise/sessions does not take them: a server that ignored them
+            # would answer unfiltered.
+            given = sorted(name for name, value in org_only.items() if value is not None)
+            raise ValueError(f"{', '.join(given)} filter(s) need an org_id (organization scope)")
         params = _protocol.session_filters(
             session_ids=session_ids,
             tags=tags,

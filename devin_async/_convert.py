@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import linecache
+import reprlib
 import types
 from collections.abc import Callable, Iterable, Mapping
 from enum import StrEnum
@@ -417,9 +418,16 @@ _converter.register_unstructure_hook(
 )
 
 
+# A bounded repr: a snippet never walks (or recurses through) a whole large body.
+_REPR = reprlib.Repr()  # keyword arguments to Repr() need Python 3.12
+_REPR.maxlevel, _REPR.maxdict, _REPR.maxlist = 4, 8, 8
+_REPR.maxstring = _REPR.maxother = _SNIPPET
+
+
 def _snippet(data: object) -> str:
-    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else repr(data)
-    return text[:_SNIPPET]
+    if isinstance(data, bytes):
+        return data[:_SNIPPET].decode("utf-8", "replace")
+    return _REPR.repr(data)[:_SNIPPET]
 
 
 _decode_json = json.JSONDecoder().decode

@@ -15,7 +15,6 @@ import platform
 from collections.abc import Mapping
 
 import aiohttp
-from aiohttp import hdrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._errors import (
@@ -40,7 +39,7 @@ def user_agent(version: str) -> str:
 
 
 def _too_large(resp: aiohttp.ClientResponse, limit: int) -> ResponseValidationError:
-    # Closing (not releasing) drops the connection: the unread rest is never read.
+    # Closed at once: the connection with the unread rest of the body is never reused.
     resp.close()
     # The status says which answer it was; the body is never quoted.
     return ResponseValidationError(
@@ -48,46 +47,35 @@ def _too_large(resp: aiohttp.ClientResponse, limit: int) -> ResponseValidationEr
     )
 
 
-def _is_plain(resp: aiohttp.ClientResponse, limit: int) -> bool:
-    """Return True when the body is bounded by an acceptable Content-Length.
-
-    aiohttp never reads past Content-Length, so such a body can be read in one call.
-    A compressed body is inflated as it is read and may be far larger than its
-    Content-Length, and a chunked one is not bounded by it.
-    """
-    length = resp.content_length
-    headers = resp.headers
-    return (
-        length is not None
-        and length <= limit
-        and hdrs.CONTENT_ENCODING not in headers
-        and hdrs.TRANSFER_ENCODING not in headers
-    )
-
-
-async def _read_limited(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+async def _read_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:
     """Read the body of ``resp``, refusing one of more than ``limit`` bytes.
 
+    Never asks the stream for more than ``limit + 1`` bytes, so a body is refused
+    after at most that much of it was read, whatever the server sends: chunked,
+    compressed (inflated as it is read, so larger than its Content-Length) or lying
+    about its length. A Content-Length above the limit is refused before any read.
+
     Raises:
-        ResponseValidationError: the body is larger than ``limit`` bytes; it is
-            refused from its Content-Length when that is too large, else after reading
-            at most ``limit + 1`` bytes of it.
+        ResponseValidationError: the body is larger than ``limit`` bytes.
     """
     length = resp.content_length
     if length is not None and length > limit:
         raise _too_large(resp, limit)
     content = resp.content
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        # Never asks for more than one byte past the limit, whatever the server sends.
-        chunk = await content.read(limit + 1 - size)
-        if not chunk:
-            return b"".join(chunks)
-        size += len(chunk)
+    # A small body is usually all buffered by now: this one read returns it, and is
+    # cheaper than resp.read(), which loops and joins.
+    chunk = await content.read(limit + 1)
+    if content.at_eof() and len(chunk) <= limit:
+        return chunk
+    chunks = [chunk]
+    size = len(chunk)
+    while chunk:
         if size > limit:
             raise _too_large(resp, limit)
+        chunk = await content.read(limit + 1 - size)
+        size += len(chunk)
         chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class Transport:
@@ -175,11 +163,7 @@ class Transport:
                 timeout=client_timeout,
                 allow_redirects=False,
             ) as resp:
-                limit = self._max_response_bytes
-                if _is_plain(resp, limit):  # the common case, in one read
-                    body = await resp.read()
-                else:
-                    body = await _read_limited(resp, limit)
+                body = await _read_body(resp, self._max_response_bytes)
                 return Response(resp.status, resp.headers, body)
         except aiohttp.ConnectionTimeoutError as exc:
             raise APITimeoutError(

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench fake-server clean
+.PHONY: demo test lint typecheck bench fake-server soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: lint typecheck
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# The chaos soak at full size (about 6 minutes); `make test` runs it with 150 sessions.
+soak: $(STAMP)
+	$(BIN)/python tests/soak.py --sessions 1000
 
 fake-server: $(STAMP)
 	$(BIN)/devin-async fake-server

@@ -26,7 +26,14 @@ from typing import TypeVar
 import attrs
 import tenacity as _t
 
-from ._errors import APIConnectionError, APIStatusError, APITimeoutError, RateLimitError
+from ._errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    DevinError,
+    RateLimitError,
+    ResponseValidationError,
+)
 from ._protocol import parse_retry_after
 
 __all__ = [
@@ -229,10 +236,13 @@ async def call_exactly_once(
 ) -> T:
     """Await a non-idempotent ``fn()`` so that its effect happens once, if at all.
 
-    ``fn`` is retried per the policy table (429, refused connections). After an
-    ambiguous failure (see ``is_ambiguous``) it is not simply sent again: ``lookup()``
-    first asks the server whether the earlier attempt landed, and its result is
-    returned if so. Only when the lookup finds nothing is ``fn`` tried again.
+    ``fn`` is retried per the policy table (429, refused connections). After a failure
+    that leaves it unknown whether ``fn`` took effect (``is_ambiguous``, or a 2xx
+    answer that could not be decoded) it is not simply sent again: ``lookup()`` first
+    asks the server whether the earlier attempt landed, and its result is returned if
+    so; only when the lookup finds nothing is ``fn`` tried again. An undecodable lookup
+    answer is retried the same way, and when the last attempt allowed fails
+    ambiguously, one last lookup runs before the error is raised.
     """
 
     async def once() -> T:
@@ -250,12 +260,30 @@ async def call_exactly_once(
 
     try:
         return await once()
-    except (APIStatusError, APIConnectionError) as exc:
-        if not is_ambiguous(exc) or policy.max_retries <= 0:
+    except (APIStatusError, APIConnectionError, ResponseValidationError) as exc:
+        if not _unsure(exc) or policy.max_retries <= 0:
             raise
         first = exc
     before_sleep = _reporter(what, on_retry, idempotent=True)
-    return await _retry_loop(first, look_then_send, policy, sleep, is_ambiguous, before_sleep)
+    try:
+        return await _retry_loop(first, look_then_send, policy, sleep, _unsure, before_sleep)
+    except (APIStatusError, APIConnectionError, ResponseValidationError) as exc:
+        if not _unsure(exc):
+            raise
+        last_error = exc
+    try:
+        found = await lookup()  # the last attempt may have landed: look once more
+    except DevinError:
+        found = None
+    if found is None:
+        raise last_error
+    log.debug("%s had landed on its last attempt; not reported as failed", what)
+    return found
+
+
+def _unsure(exc: BaseException) -> bool:
+    """True when a non-idempotent call may have taken effect despite ``exc``."""
+    return is_ambiguous(exc) or isinstance(exc, ResponseValidationError)
 
 
 def _should_retry(exc: BaseException, idempotent: bool, policy: RetryPolicy) -> bool:

@@ -540,7 +540,8 @@ async def test_exactly_once_gives_up_after_max_retries_plus_one_attempts() -> No
         await run_once(script, lookup, sleeps)
     assert info.value is errors[-1]
     assert script.calls == POLICY.max_retries + 1
-    assert lookup.calls == POLICY.max_retries  # before every attempt but the first
+    # before every attempt but the first, and once more after the last one failed
+    assert lookup.calls == POLICY.max_retries + 1
     assert len(sleeps.delays) == POLICY.max_retries
 
 

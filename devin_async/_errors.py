@@ -17,7 +17,8 @@
     │   ├── RateLimitError                  429  .retry_after: seconds or None
     │   └── InternalServerError             5xx
     ├── ResponseValidationError     2xx body that is not JSON or not the documented shape
-    └── AwaitTimeoutError           the wait's overall deadline passed (also a TimeoutError)
+    ├── AwaitTimeoutError           the wait's overall deadline passed (also a TimeoutError)
+    └── CreateOutcomeUnknownError   a create went unanswered and its session never appeared
 
 This module is a leaf: it imports nothing from the package, so every other module can
 raise these without an import cycle. No message built here contains the API key: the
@@ -44,6 +45,7 @@ __all__ = [
     "ClientClosedError",
     "ConfigurationError",
     "ConflictError",
+    "CreateOutcomeUnknownError",
     "DevinError",
     "InternalServerError",
     "NotFoundError",
@@ -198,10 +200,46 @@ class AwaitTimeoutError(DevinError, TimeoutError):
         session: the last session state seen, or None if no poll succeeded.
         elapsed: seconds spent waiting.
         polls: number of poll requests made.
+        last_error: the last poll failure of the wait, or None if no poll failed.
     """
 
-    def __init__(self, message: str, *, session: Session | None, elapsed: float, polls: int):
+    def __init__(
+        self,
+        message: str,
+        *,
+        session: Session | None,
+        elapsed: float,
+        polls: int,
+        last_error: BaseException | None = None,
+    ) -> None:
         super().__init__(message)
         self.session = session
         self.elapsed = elapsed
         self.polls = polls
+        self.last_error = last_error
+
+
+class CreateOutcomeUnknownError(DevinError):
+    """A create was sent and never answered, and its session did not appear within the grace window.
+
+    Attributes:
+        marker: the tag the create carried, or None when creates are untagged.
+        idempotency_key: the caller's key, or None.
+        elapsed: seconds spent looking.
+        lookups: number of lookups made.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        marker: str | None,
+        idempotency_key: str | None,
+        elapsed: float,
+        lookups: int,
+    ) -> None:
+        super().__init__(message)
+        self.marker = marker
+        self.idempotency_key = idempotency_key
+        self.elapsed = elapsed
+        self.lookups = lookups

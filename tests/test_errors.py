@@ -20,6 +20,7 @@ from devin_async._errors import (
     ClientClosedError,
     ConfigurationError,
     ConflictError,
+    CreateOutcomeUnknownError,
     DevinError,
     InternalServerError,
     NotFoundError,
@@ -71,6 +72,7 @@ def test_tree_is_the_documented_one() -> None:
         "InternalServerError",
         "ResponseValidationError",
         "AwaitTimeoutError",
+        "CreateOutcomeUnknownError",
     }
     assert {cls.__name__ for cls in EXCEPTION_CLASSES} <= set(_errors.__all__)
 
@@ -209,3 +211,24 @@ def test_await_timeout_error_without_any_session() -> None:
     err = AwaitTimeoutError("late", session=None, elapsed=1.0, polls=0)
     assert err.session is None
     assert err.polls == 0
+
+
+def test_await_timeout_error_carries_the_last_poll_failure() -> None:
+    failure = TimeoutError("poll timed out")
+    err = AwaitTimeoutError("late", session=None, elapsed=3.0, polls=2, last_error=failure)
+    assert err.last_error is failure
+    assert AwaitTimeoutError("late", session=None, elapsed=1.0, polls=0).last_error is None
+
+
+def test_create_outcome_unknown_error_carries_what_was_looked_for() -> None:
+    err = CreateOutcomeUnknownError(
+        "create outcome unknown", marker="t-1", idempotency_key="k-1", elapsed=4.5, lookups=3
+    )
+    assert str(err) == "create outcome unknown"
+    assert (err.marker, err.idempotency_key, err.elapsed, err.lookups) == ("t-1", "k-1", 4.5, 3)
+    untagged = CreateOutcomeUnknownError(
+        "unknown", marker=None, idempotency_key=None, elapsed=0.0, lookups=0
+    )
+    assert (untagged.marker, untagged.idempotency_key) == (None, None)
+    assert isinstance(err, DevinError)
+    assert not isinstance(err, APIConnectionError)

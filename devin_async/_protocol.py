@@ -167,11 +167,34 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+_QUERY_OR_FRAGMENT = re.compile(r"[?#]")
+
+
+def _shown_url(base_url: str) -> str:
+    """Return ``base_url`` as it may appear in a message: never its userinfo or query.
+
+    Works on the raw text, not on urlsplit's parts: a password holding "/", "?" or "#"
+    makes urlsplit end the netloc inside the password, so its "userinfo" is not the whole
+    secret. Everything between the scheme and the last "@" is hidden, and so is all from
+    the first "?" or "#" on. Text without "://" is not shown at all: it may be anything,
+    such as an API key passed in the wrong place.
+    """
+    scheme, sep, rest = base_url.partition("://")
+    if not sep:
+        return "a value without '://' (not shown)"
+    _, at, rest = rest.rpartition("@")
+    cut = _QUERY_OR_FRAGMENT.search(rest)
+    if cut is not None:
+        rest = rest[: cut.start()] + cut.group() + "..."
+    return repr(f"{scheme}://{'***@' if at else ''}{rest}")
+
+
 def check_base_url(base_url: str) -> str:
     """Return the base URL without a trailing slash, refusing unsafe ones.
 
     The API key must not cross the network in clear text, so plain http is only
-    allowed to loopback addresses (local fakes and tunnels).
+    allowed to loopback addresses (local fakes and tunnels). No message shows the URL's
+    userinfo (a password) or query.
 
     Raises:
         ConfigurationError: not http(s), no host, or http to a non-loopback host.
@@ -179,13 +202,21 @@ def check_base_url(base_url: str) -> str:
     parts = urllib.parse.urlsplit(base_url)
     host = parts.hostname or ""
     if parts.scheme not in ("http", "https") or not host:
-        raise ConfigurationError(f"base_url must be an http(s) URL with a host: {base_url!r}")
+        raise ConfigurationError(
+            f"base_url must be an http(s) URL with a host: {_shown_url(base_url)}"
+        )
     try:
         parts.port  # noqa: B018 - parsing the port raises on a non-numeric one
+        bad_port = False
     except ValueError:
-        raise ConfigurationError(f"base_url has an invalid port: {base_url!r}") from None
-    # Test the raw marks: an empty query ("https://h?") would swallow every path.
-    if "@" in parts.netloc or "?" in base_url or "#" in base_url:
+        # Raised after the block: urlsplit's error, which quotes the port (maybe part of
+        # a password), must not become the __context__ of ours.
+        bad_port = True
+    if bad_port:
+        raise ConfigurationError(f"base_url has an invalid port: {_shown_url(base_url)}")
+    # Test the raw marks: an empty query ("https://h?") would swallow every path, and an
+    # "@" anywhere is userinfo, even where a "/" in a password moved it into the path.
+    if "@" in base_url or "?" in base_url or "#" in base_url:
         raise ConfigurationError("base_url must not contain credentials, a query or a fragment")
     if parts.scheme == "http" and not _is_loopback(host):
         raise ConfigurationError(
@@ -243,11 +274,14 @@ def create_session(scope: Scope, request: CreateSessionRequest) -> Request:
 
     Raises:
         ConfigurationError: the client has no org_id (there is no enterprise create).
+        TypeError, ValueError: a tag that is not a string, or more than 50 tags.
     """
     if scope.org_id is None:
         raise ConfigurationError(
             "create_session needs an org_id (DEVIN_ORG_ID); the API has no enterprise create"
         )
+    if request.tags is not None:
+        check_tags(request.tags)
     body = _convert.dumps_create_request(request)
     return Request("POST", scope.sessions_path, body=body, idempotent=False)
 

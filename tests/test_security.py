@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from aiohttp import web
 from fakes import FakeTime
+from leaks import leaks
 from pytest_aiohttp import AiohttpServer
 
 from devin_async import (
@@ -95,6 +96,56 @@ async def test_errors_reprs_and_logs_never_show_the_key_or_a_secret(
 def test_credentials_are_never_sent_over_plain_http_to_a_remote_host(base_url: str) -> None:
     with pytest.raises(ConfigurationError, match="http"):
         DevinClient(KEY, base_url=base_url)
+
+
+# Every message path of check_base_url, each with a password (or a token) in the URL.
+# Passwords holding "/", "?" or "#" make urlsplit cut the URL in the wrong place, so the
+# "userinfo" it sees is not the whole secret: the messages must not echo any of it.
+LEAKY_BASE_URLS = {
+    "bad-scheme": "ftp://user:hunter2@api.devin.ai",
+    "no-host": "https://user:hunter2@",
+    "no-host-slash": "https://user:hunter2@/v3",
+    "no-scheme": "user:hunter2@api.devin.ai",
+    "bad-port": "https://user:hunter2@api.devin.ai:abc",
+    "password-with-slash": "https://user:x/hunter2@api.devin.ai",
+    "password-with-query-mark": "https://user:x?hunter2@api.devin.ai",
+    "password-with-hash": "https://user:hunter2#x@api.devin.ai",
+    "password-with-hash-bad-scheme": "ftp://user:x#hunter2@api.devin.ai",
+    "username-only": "https://hunter2@api.devin.ai",
+    "credentials-over-http": "http://user:hunter2@api.devin.ai",
+    "credentials-loopback": "http://user:hunter2@127.0.0.1:8080",
+    "token-in-query-bad-scheme": "ftp://api.devin.ai/?token=hunter2",
+    "token-in-fragment-no-host": "https:///#hunter2",
+    "key-passed-as-base-url": "hunter2",
+    "key-and-path-as-base-url": "hunter2/v3",
+    # urlsplit sees host "user" and path "/hunter2@api.devin.ai": not a valid base URL.
+    "password-with-slash-valid-port": "https://user/hunter2@api.devin.ai",
+}
+
+
+@pytest.mark.parametrize("base_url", LEAKY_BASE_URLS.values(), ids=LEAKY_BASE_URLS.keys())
+def test_base_url_messages_never_echo_userinfo(base_url: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        DevinClient(KEY, base_url=base_url)
+    assert "base_url" in str(info.value)
+    # Nothing reachable from it either: urlsplit's port error names the bad port.
+    assert leaks(info.value, "hunter2") == []
+
+
+@pytest.mark.parametrize(
+    ("base_url", "shown"),
+    [
+        ("ftp://api.devin.ai", "'ftp://api.devin.ai'"),
+        ("ftp://user:hunter2@api.devin.ai/v3", "'ftp://***@api.devin.ai/v3'"),
+        ("https://api.devin.ai:abc", "'https://api.devin.ai:abc'"),
+        ("https://user:hunter2@api.devin.ai:abc", "'https://***@api.devin.ai:abc'"),
+        ("ftp://api.devin.ai/x?token=hunter2", "'ftp://api.devin.ai/x?...'"),
+    ],
+)
+def test_base_url_messages_still_show_the_safe_parts(base_url: str, shown: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        DevinClient(KEY, base_url=base_url)
+    assert shown in str(info.value)
 
 
 HOSTILE_IDS = [

@@ -58,8 +58,36 @@ __all__ = [
 ]
 
 
+def _rebuild(
+    cls: type[DevinError], args: tuple[object, ...], state: dict[str, object]
+) -> DevinError:
+    """Unpickle a DevinError: without calling ``__init__``, whose arguments are keywords."""
+    err = cls.__new__(cls, *args)
+    err.args = args
+    err.__dict__.update(state)
+    return err
+
+
+def _picklable(value: object) -> object:
+    # A read-only mapping view (the CIMultiDictProxy of response headers, a
+    # MappingProxyType) does not pickle; its copy (a CIMultiDict, a dict) does.
+    if isinstance(value, Mapping) and not isinstance(value, dict):
+        copier = getattr(value, "copy", None)
+        if callable(copier):
+            return copier()
+    return value
+
+
 class DevinError(Exception):
-    """Base class of every error raised by devin_async."""
+    """Base class of every error raised by devin_async.
+
+    Every error pickles and copies with all its attributes (so it can cross a process
+    pool or a task queue); read-only header views travel as copies.
+    """
+
+    def __reduce__(self) -> tuple[object, ...]:
+        state = {name: _picklable(value) for name, value in self.__dict__.items()}
+        return (_rebuild, (type(self), self.args, state))
 
 
 class ConfigurationError(DevinError, ValueError):

@@ -15,10 +15,10 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 import attrs
 
-from ._errors import AwaitTimeoutError, DevinError
+from ._errors import DevinError
 from ._models import Message, Page, Session, WaitState
 from ._paging import Pager
-from ._polling import Predicate, is_transient
+from ._polling import Predicate, is_transient, wait_timed_out
 from ._retry import PollBackoff, Sleep, server_delay
 
 __all__ = ["SessionUpdate", "follow"]
@@ -86,14 +86,17 @@ async def follow(
     start = clock()
     backoff = PollBackoff(poll_interval, max_poll_interval)
     last: Session | None = None
+    last_error: DevinError | None = None
     polls = 0
     while True:
         if clock() - start >= timeout:
-            raise AwaitTimeoutError(
-                f"session {state.session_id} did not settle within {timeout}s",
+            raise wait_timed_out(
+                state.session_id,
+                timeout,
                 session=last,
                 elapsed=clock() - start,
                 polls=polls,
+                last_error=last_error,
             )
         polls += 1
         active, floor = False, 0.0
@@ -106,6 +109,7 @@ async def follow(
         except DevinError as exc:
             if not is_transient(exc):
                 raise
+            last_error = exc
             floor = server_delay(exc) or 0.0
         else:
             last = session

@@ -22,9 +22,9 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from ._errors import APIStatusError, DevinError
+from ._errors import APIStatusError, AwaitTimeoutError, DevinError
 from ._models import Session
-from ._polling import Predicate, is_transient
+from ._polling import Predicate, is_transient, wait_timed_out
 from ._retry import PollBackoff, server_delay
 
 __all__ = ["LIST_BATCH", "MAX_QUERY_BYTES", "Poller", "Waiter", "batches"]
@@ -66,6 +66,7 @@ class Waiter:
     __slots__ = (
         "future",
         "last",
+        "last_error",
         "max_poll_interval",
         "on_change",
         "poll_interval",
@@ -89,6 +90,7 @@ class Waiter:
         self.max_poll_interval = max_poll_interval
         self.future: asyncio.Future[Session] = asyncio.get_running_loop().create_future()
         self.last: Session | None = None
+        self.last_error: BaseException | None = None
         self.polls = 0
 
     def observe(self, session: Session) -> bool:
@@ -110,11 +112,28 @@ class Waiter:
             self.future.set_exception(exc)
         return changed
 
-    def fail(self, exc: BaseException | None) -> None:
-        """Record a failed poll; a fatal ``exc`` ends the wait with it."""
+    def fail(self, exc: BaseException, *, fatal: bool) -> None:
+        """Record a failed poll; a ``fatal`` one ends the wait with ``exc``."""
         self.polls += 1
-        if exc is not None and not self.future.done():
+        self.last_error = exc
+        if fatal:
+            self.end(exc)
+
+    def end(self, exc: BaseException) -> None:
+        """End the wait with ``exc`` unless it has already ended."""
+        if not self.future.done():
             self.future.set_exception(exc)
+
+    def timed_out(self, timeout: float, elapsed: float) -> AwaitTimeoutError:
+        """Return the error of this wait's deadline passing."""
+        return wait_timed_out(
+            self.session_id,
+            timeout,
+            session=self.last,
+            elapsed=elapsed,
+            polls=self.polls,
+            last_error=self.last_error,
+        )
 
 
 class Poller:
@@ -193,7 +212,7 @@ class Poller:
         """End every wait with ``exc`` and stop polling (the client is closing)."""
         for waiters in list(self._waiters.values()):
             for waiter in list(waiters):
-                waiter.fail(exc)
+                waiter.end(exc)
                 self.unsubscribe(waiter)
 
     # ------------------------------------------------------------------ the loop
@@ -222,7 +241,7 @@ class Poller:
         except BaseException as exc:  # a bug here must reach the waiters, not vanish
             for ws in list(self._waiters.values()):
                 for w in ws:
-                    w.fail(exc)
+                    w.end(exc)
             raise
         finally:
             if self._task is asyncio.current_task():
@@ -333,7 +352,7 @@ class Poller:
         transient = isinstance(exc, DevinError) and is_transient(exc)
         for session_id in ids:
             for waiter in self._waiters.get(session_id, ()):
-                waiter.fail(None if transient else exc)
+                waiter.fail(exc, fatal=not transient)
         if not transient:
             return 0.0
         log.debug("poll of %d session(s) failed (%s); will retry", len(ids), exc)

@@ -10,11 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ._errors import DevinError, ResponseValidationError
+from ._errors import AwaitTimeoutError, DevinError, ResponseValidationError
 from ._models import Session, SessionStatus, StatusDetail
 from ._retry import retry_reason
 
-__all__ = ["Predicate", "is_settled", "is_settled_or_awaiting_approval", "is_transient"]
+__all__ = [
+    "Predicate",
+    "is_settled",
+    "is_settled_or_awaiting_approval",
+    "is_transient",
+    "wait_timed_out",
+]
 
 Predicate = Callable[[Session], bool]
 
@@ -40,4 +46,28 @@ def is_transient(exc: DevinError) -> bool:
     """Return True for a poll failure that should not end a wait."""
     return (
         isinstance(exc, ResponseValidationError) or retry_reason(exc, idempotent=True) is not None
+    )
+
+
+def wait_timed_out(
+    session_id: str,
+    timeout: float,
+    *,
+    session: Session | None,
+    elapsed: float,
+    polls: int,
+    last_error: BaseException | None,
+) -> AwaitTimeoutError:
+    """Build the error of a wait whose deadline passed, naming what it last saw.
+
+    The message names the last state seen and, when polls failed, the last failure (an
+    HTML 200 or a 502 from a proxy would otherwise hide behind "did not settle").
+    """
+    message = f"session {session_id} did not settle within {timeout}s"
+    if session is not None:
+        message += f" (last seen: {session.status}/{session.status_detail})"
+    if last_error is not None:
+        message += f"; the last poll failed: {type(last_error).__name__}: {last_error}"
+    return AwaitTimeoutError(
+        message, session=session, elapsed=elapsed, polls=polls, last_error=last_error
     )

@@ -163,3 +163,15 @@ async def test_deadline_raises_with_the_last_session() -> None:
     assert info.value.session is not None
     assert info.value.elapsed >= 10.0
     assert max(api.now, 0) <= 10.0 + 1e-9  # never slept past the deadline
+
+
+async def test_deadline_after_failing_polls_names_the_last_failure() -> None:
+    # Regression (the test failed before the fix): after polls that kept failing, the
+    # error said only "did not settle within 10.0s".
+    failure = APIConnectionError("proxy said no", method="GET", url="u", request_sent=True)
+    api = FakeApi([session("running", "working"), failure], [])
+    with pytest.raises(AwaitTimeoutError) as info:
+        [u async for u in api.follow(WaitState(SID), timeout=10.0)]
+    assert info.value.last_error is failure
+    assert "the last poll failed: APIConnectionError: proxy said no" in str(info.value)
+    assert "last seen: running/working" in str(info.value)

@@ -17,6 +17,7 @@ from devin_async._polling import (
     is_settled,
     is_settled_or_awaiting_approval,
     is_transient,
+    wait_timed_out,
 )
 from devin_async._protocol import Request, Response, status_error
 
@@ -120,3 +121,41 @@ def test_plain_strings_behave_like_members(status: str, detail: str, expected: b
 )
 def test_is_transient(error: DevinError, transient: bool) -> None:
     assert is_transient(error) is transient
+
+
+# ------------------------------------------------------------------ the deadline's error
+
+
+@pytest.mark.parametrize(
+    ("seen", "error", "expected"),
+    [
+        (None, None, "session devin-1 did not settle within 5.0s"),
+        (
+            Session(
+                session_id="devin-1",
+                url="u",
+                status="running",
+                org_id="o",
+                created_at=1,
+                updated_at=1,
+                acus_consumed=0.0,
+                status_detail="working",
+            ),
+            None,
+            "session devin-1 did not settle within 5.0s (last seen: running/working)",
+        ),
+        (
+            None,
+            ResponseValidationError("response is not JSON", body="<html>"),
+            "session devin-1 did not settle within 5.0s; the last poll failed: "
+            "ResponseValidationError: response is not JSON",
+        ),
+    ],
+    ids=["nothing-seen", "a-state-seen", "polls-failed"],
+)
+def test_wait_timed_out_names_what_it_last_saw(
+    seen: Session | None, error: BaseException | None, expected: str
+) -> None:
+    exc = wait_timed_out("devin-1", 5.0, session=seen, elapsed=5.5, polls=3, last_error=error)
+    assert str(exc) == expected
+    assert (exc.session, exc.elapsed, exc.polls, exc.last_error) == (seen, 5.5, 3, error)

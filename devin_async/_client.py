@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
-import secrets
 import time
 from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from types import TracebackType
@@ -20,10 +20,10 @@ import aiohttp
 import attrs
 
 from . import _convert, _protocol
+from ._create import CREATE_TAG_PREFIX, DEFAULT_GRACE, Creator
 from ._errors import (
     APIConnectionError,
     APIStatusError,
-    AwaitTimeoutError,
     ClientClosedError,
     ConfigurationError,
 )
@@ -56,14 +56,7 @@ from ._models import (
 from ._paging import Pager
 from ._poller import LIST_BATCH, Poller, Waiter
 from ._polling import Predicate, is_settled
-from ._retry import (
-    OnRetry,
-    RetryPolicy,
-    Sleep,
-    call_exactly_once,
-    retry_after_failure,
-    retry_reason,
-)
+from ._retry import OnRetry, RetryPolicy, Sleep, retry_after_failure, retry_reason
 from ._transport import Transport, user_agent
 from ._version import __version__
 
@@ -80,14 +73,28 @@ DEFAULT_MAX_IN_FLIGHT = 64
 DEFAULT_CREATE_CONCURRENCY = 8
 DEFAULT_PAGE_SIZE = 100
 
-# The reserved tag that makes a create findable after an ambiguous failure.
-CREATE_TAG_PREFIX = "devin-async-create:"
-
 
 def _positive(name: str, value: float) -> float:
-    if not value > 0:
-        raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
+    """Return ``value`` as seconds if it is a positive finite number, else raise."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    if not (value > 0 and math.isfinite(value)):
+        raise ConfigurationError(
+            f"{name} must be a positive finite number of seconds, got {value!r}"
+        )
     return float(value)
+
+
+def _count(name: str, value: int, least: int) -> int:
+    """Return ``value`` if it is an int of at least ``least``, else raise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ConfigurationError(f"{name} must be an int >= {least}, got {value!r}")
+    return value
+
+
+def _usable_key(key: object) -> bool:
+    """An API key is one token of visible ASCII: it travels in an HTTP header."""
+    return isinstance(key, str) and bool(key) and all("!" <= c <= "~" for c in key)
 
 
 class DevinClient:
@@ -110,10 +117,13 @@ class DevinClient:
         requests_per_second: client-wide cap on requests started per second; None
             means no fixed cap, only the adaptive slow-down after a 429.
         max_in_flight: client-wide bound on concurrent HTTP requests.
-        exactly_once_create: tag each create with a unique token so that a create
-            that failed ambiguously (timeout, dropped connection, 5xx) can be looked up
-            instead of lost or duplicated. False sends creates untagged and never
-            retries them after an ambiguous failure.
+        exactly_once_create: tag each create with a unique marker so that a create
+            that failed ambiguously (timeout, dropped connection, 5xx) is looked up
+            instead of lost or duplicated. False sends creates without an idempotency
+            key untagged, and never sends them again after an ambiguous failure.
+        create_grace: how long an unanswered create is looked up before
+            ``CreateOutcomeUnknownError``, seconds; default the larger of 10 s and
+            ``timeout``.
         hooks: callables told of every event (request sent, response received, retry
             scheduled, rate-limit pause, session changed, wait finished); see
             ``devin_async.RequestSent`` and friends. A hook that raises is logged and
@@ -139,31 +149,44 @@ class DevinClient:
         requests_per_second: float | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         exactly_once_create: bool = True,
+        create_grace: float | None = None,
         hooks: Iterable[Hook] = (),
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("DEVIN_API_KEY", "")
-        if not key or key != key.strip() or any(c in key for c in "\r\n\0"):
+        if not _usable_key(key):
+            # The message never quotes the key, not even a bad one.
             raise ConfigurationError(
-                "no usable API key: pass api_key= or set DEVIN_API_KEY "
-                "(a cog_ service-user key or personal access token)"
+                "no usable API key: pass api_key= or set DEVIN_API_KEY to a cog_ "
+                "service-user key or personal access token (one token of visible ASCII)"
             )
         org = org_id if org_id is not None else os.environ.get("DEVIN_ORG_ID") or None
         self.org_id = _protocol.check_org_id(org) if org is not None else None
         self.base_url = _protocol.check_base_url(
             base_url or os.environ.get("DEVIN_BASE_URL") or _protocol.DEFAULT_BASE_URL
         )
-        if max_retries < 0:
-            raise ConfigurationError(f"max_retries must be >= 0, got {max_retries!r}")
+        self._policy = RetryPolicy(max_retries=_count("max_retries", max_retries, 0))
         self.timeout = _positive("timeout", timeout)
         self.poll_interval = _positive("poll_interval", poll_interval)
         self.max_poll_interval = _positive("max_poll_interval", max_poll_interval)
         self._scope = _protocol.Scope(self.org_id)
-        self._policy = RetryPolicy(max_retries=max_retries)
         self._sleep = sleep
         self._clock = clock
         self.exactly_once_create = exactly_once_create
+        grace = max(DEFAULT_GRACE, self.timeout) if create_grace is None else create_grace
+        create_request = _protocol.Request("POST", self._scope.sessions_path, idempotent=False)
+        self._creator = Creator(
+            build=lambda request: _protocol.create_session(self._scope, request),
+            post=self._post_session,
+            list_page=self._list_page,
+            policy=self._policy,
+            sleep=sleep,
+            clock=clock,
+            grace=_positive("create_grace", grace),
+            tagging=bool(exactly_once_create),
+            on_retry=self._retry_reporter(create_request),
+        )
         self._governor = Governor(
             requests_per_second=requests_per_second,
             max_in_flight=max_in_flight,
@@ -369,18 +392,29 @@ class DevinClient:
         session_secrets: Sequence[SessionSecret] | None = None,
         structured_output_required: bool | None = None,
         structured_output_schema: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> Session:
         """Start a Devin session and return it as created.
 
         Pass a prompt and keyword fields, or one ``CreateSessionRequest``. Fields left
         as None are not sent (the server applies its defaults). A create is sent again
         only when the server cannot have acted on it (refused connection, 429), or, with
-        ``exactly_once_create`` (the default), after its token tag was looked up and not
-        found. See the README section "Exactly-once create".
+        ``exactly_once_create`` (the default), after an answered 5xx once its marker tag
+        was looked up and not found. A create that was sent and never answered is never
+        sent again: its marker is looked up over ``create_grace`` seconds. See the
+        README section "Exactly-once create".
+
+        Args:
+            idempotency_key: your id for this create (a chat message id, a job id):
+                calls with the same key return the session the first one made, even
+                from another process or after a restart. Only a hash of it is sent.
 
         Raises:
-            ValueError: empty prompt, or a request object together with keywords.
+            ValueError: empty prompt, more than 49 tags, or a request object together
+                with keywords.
             ConfigurationError: the client has no org_id.
+            CreateOutcomeUnknownError: it was sent, never answered, and its session did
+                not appear within the grace window.
             DevinError: the API refused it or could not be reached.
         """
         fields = {
@@ -403,6 +437,7 @@ class DevinClient:
             "session_secrets": session_secrets,
             "structured_output_required": structured_output_required,
             "structured_output_schema": structured_output_schema,
+            "idempotency_key": idempotency_key,
         }
         if isinstance(prompt, CreateSessionRequest):
             given = sorted(name for name, value in fields.items() if value is not None)
@@ -413,31 +448,11 @@ class DevinClient:
             request = prompt
         else:
             request = CreateSessionRequest(prompt=prompt, **fields)  # type: ignore[arg-type]
-        return await self._create(request)
+        creator = self._creator
+        return await creator.create(creator.prepare(request))
 
-    async def _create(self, request: CreateSessionRequest) -> Session:
-        if not self.exactly_once_create:
-            data = await self._call(_protocol.create_session(self._scope, request))
-            return _convert.structure_session(data)
-        marker = CREATE_TAG_PREFIX + secrets.token_hex(16)
-        tagged = attrs.evolve(request, tags=(*(request.tags or ()), marker))
-        http_request = _protocol.create_session(self._scope, tagged)
-
-        async def send() -> Session:
-            return _convert.structure_session(await self._attempt(http_request))
-
-        async def lookup() -> Session | None:
-            page = await self._list_page({"tags": [marker], "first": 1})
-            return page.items[0] if page.items else None
-
-        return await call_exactly_once(
-            send,
-            lookup,
-            policy=self._policy,
-            sleep=self._sleep,
-            what="create session",
-            on_retry=self._retry_reporter(http_request),
-        )
+    async def _post_session(self, request: _protocol.Request) -> Session:
+        return _convert.structure_session(await self._call(request))
 
     async def create_sessions(
         self,
@@ -449,9 +464,15 @@ class DevinClient:
 
         Every request is validated before the first is sent. Returns one
         ``SessionResult`` per request, in input order; a failed create is a result
-        with ``error`` set and does not stop the others.
+        with ``error`` set and does not stop the others. Give a ``CreateSessionRequest``
+        an ``idempotency_key`` to make its item safe to run again.
+
+        Raises:
+            TypeError: a bare string instead of a list of prompts (before any request).
+            ValueError: a bad request or ``concurrency`` (before any request).
         """
-        return await create_many(self._create, requests, concurrency=concurrency)
+        creator = self._creator
+        return await create_many(creator.prepare, creator.create, requests, concurrency=concurrency)
 
     async def get_session(self, session_id: str) -> Session:
         """Return the current state of a session (``devin-`` prefix optional).
@@ -500,6 +521,8 @@ class DevinClient:
     ) -> dict[str, Any]:
         if self.closed:
             raise ClientClosedError("the DevinClient is closed; create a new one")
+        if until is not None and not callable(until):
+            raise TypeError(f"until must be a callable taking a Session, not {until!r}")
         return {
             "until": until or is_settled,
             "poll_interval": _positive("poll_interval", poll_interval or self.poll_interval),
@@ -555,14 +578,7 @@ class DevinClient:
             return session
         except TimeoutError:
             outcome = "timeout"
-            last = waiter.last
-            state = f" (last seen: {last.status}/{last.status_detail})" if last else ""
-            raise AwaitTimeoutError(
-                f"session {session_id} did not settle within {timeout}s{state}",
-                session=last,
-                elapsed=loop.time() - start,
-                polls=waiter.polls,
-            ) from None
+            raise waiter.timed_out(timeout, loop.time() - start) from None
         except asyncio.CancelledError:
             outcome = "cancelled"
             raise
@@ -614,9 +630,13 @@ class DevinClient:
         the others. ``timeout`` is one deadline for the whole batch.
 
         Raises:
+            TypeError: a bare string instead of a list of ids (no request is made).
             ValueError: an id is not a safe session id (no request is made).
         """
-        ids = [_protocol.normalize_session_id(i) for i in session_ids]
+        ids = [
+            _protocol.normalize_session_id(i)
+            for i in _protocol.check_strings("session_ids", session_ids)
+        ]
         return SessionWaits(
             self._poller,
             ids,

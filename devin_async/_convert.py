@@ -18,7 +18,7 @@ from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import attrs
 import cattrs
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from ._errors import ResponseValidationError
 from ._models import (
@@ -405,12 +405,14 @@ for _tp in (PullRequest, Session, _SESSION_PAGE, Message, _MESSAGE_PAGE, Attachm
 
 
 # Unset request fields are omitted, never sent as null; secrets always carry all keys.
+# The idempotency key is the client's own: only the marker tag derived from it is sent.
 _converter.register_unstructure_hook(
     CreateSessionRequest,
     make_dict_unstructure_fn(
         CreateSessionRequest,
         _converter,
         _cattrs_omit_if_default=True,
+        idempotency_key=override(omit=True),
     ),
 )
 _converter.register_unstructure_hook(

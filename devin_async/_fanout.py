@@ -15,7 +15,7 @@ import math
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Self
+from typing import Self, TypeVar
 
 import anyio
 import attrs
@@ -27,6 +27,8 @@ from ._poller import Poller, Waiter
 from ._polling import Predicate
 
 __all__ = ["SessionResult", "SessionWaits", "SessionWatch", "create_many"]
+
+_P = TypeVar("_P")
 
 Stream = MemoryObjectSendStream[object]
 # Told when one wait ends: the waiter, the outcome ("settled", "timeout", "error"), seconds.
@@ -212,12 +214,7 @@ class SessionWatch(_Subscription):
         except TimeoutError:
             waiter = self._waiters[0]
             self.close()
-            timeout = AwaitTimeoutError(
-                f"session {self.session_id} did not settle within {self._timeout}s",
-                session=waiter.last,
-                elapsed=self._elapsed(),
-                polls=waiter.polls,
-            )
+            timeout = waiter.timed_out(self._timeout, self._elapsed())
             self._finished(waiter, timeout)
             raise timeout from None
         if item is _END:
@@ -274,14 +271,7 @@ class SessionWaits(_Subscription):
         elapsed = self._elapsed()
         for waiter in self._waiters:
             if not waiter.future.done():
-                waiter.future.set_exception(
-                    AwaitTimeoutError(
-                        f"session {waiter.session_id} did not settle within {self._timeout}s",
-                        session=waiter.last,
-                        elapsed=elapsed,
-                        polls=waiter.polls,
-                    )
-                )
+                waiter.future.set_exception(waiter.timed_out(self._timeout, elapsed))
 
     async def next_indexed(self) -> tuple[int, SessionResult]:
         """Return the next result with its position in ``session_ids``."""
@@ -319,20 +309,28 @@ class SessionWaits(_Subscription):
 
 
 async def create_many(
-    create: Callable[[CreateSessionRequest], Awaitable[Session]],
+    prepare: Callable[[CreateSessionRequest], _P],
+    create: Callable[[_P], Awaitable[Session]],
     requests: Iterable[str | CreateSessionRequest],
     *,
     concurrency: int,
 ) -> list[SessionResult]:
     """Run ``create`` for every request with at most ``concurrency`` at once.
 
-    Every request is validated before the first one is sent. Results come back in
-    input order; a failed create is a result with ``error`` set, never a lost item.
+    Every request is checked by ``prepare`` before the first one is sent. Results come
+    back in input order; a failed create is a result with ``error`` set, never a lost
+    item.
+
+    Raises:
+        TypeError: ``requests`` is a bare string (it would be split into characters).
+        ValueError: ``concurrency`` is not an int >= 1, or a request is invalid.
     """
-    if concurrency < 1:
-        raise ValueError(f"concurrency must be at least 1, got {concurrency!r}")
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ValueError(f"concurrency must be an int >= 1, got {concurrency!r}")
+    if isinstance(requests, str | bytes):
+        raise TypeError("create_sessions takes a list of prompts or requests, not one string")
     items = [
-        r if isinstance(r, CreateSessionRequest) else CreateSessionRequest(prompt=r)
+        prepare(r if isinstance(r, CreateSessionRequest) else CreateSessionRequest(prompt=r))
         for r in requests
     ]
     results: list[SessionResult | None] = [None] * len(items)

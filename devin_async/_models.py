@@ -237,9 +237,17 @@ class SessionSecret:
     sensitive: bool = True
 
 
+MAX_IDEMPOTENCY_KEY = 1024
+"""Longest ``idempotency_key`` accepted, in characters (only its hash is sent)."""
+
+
 @attrs.frozen(kw_only=True)
 class CreateSessionRequest:
-    """The body of a create-session call. Fields left as None are not sent."""
+    """The body of a create-session call. Fields left as None are not sent.
+
+    ``idempotency_key`` is not a wire field: calls that carry the same key return the
+    one session it created (see ``DevinClient.create_session``).
+    """
 
     prompt: str = attrs.field()
     title: str | None = None
@@ -263,6 +271,20 @@ class CreateSessionRequest:
     )
     structured_output_required: bool | None = None
     structured_output_schema: dict[str, Any] | None = None
+    # Not sent: the client derives the exactly-once marker tag from it (see the README).
+    idempotency_key: str | None = attrs.field(default=None)
+
+    @idempotency_key.validator
+    def _check_key(self, _: attrs.Attribute[str | None], value: str | None) -> None:
+        if value is None:
+            return
+        if not isinstance(value, str):
+            raise TypeError(f"idempotency_key must be a str, not {type(value).__name__}")
+        if not value.strip() or len(value) > MAX_IDEMPOTENCY_KEY:
+            raise ValueError(
+                f"idempotency_key must be a non-blank string of at most "
+                f"{MAX_IDEMPOTENCY_KEY} characters"
+            )
 
     @prompt.validator
     def _check_prompt(self, _: attrs.Attribute[str], value: str) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import attrs
 import tenacity as _t
@@ -37,12 +37,13 @@ from ._errors import (
 from ._protocol import parse_retry_after
 
 __all__ = [
+    "CreateFailure",
     "OnRetry",
     "PollBackoff",
     "RetryPolicy",
     "call_exactly_once",
     "call_with_retries",
-    "is_ambiguous",
+    "create_failure",
     "retry_after_failure",
     "retry_reason",
     "server_delay",
@@ -79,18 +80,6 @@ def retry_reason(exc: BaseException, *, idempotent: bool) -> str | None:
     if isinstance(exc, APIConnectionError) and (idempotent or not exc.request_sent):
         return "timeout" if isinstance(exc, APITimeoutError) else "connection error"
     return None
-
-
-def is_ambiguous(exc: BaseException) -> bool:
-    """Return True when a non-idempotent request may or may not have taken effect.
-
-    That is a failure a GET would retry but a POST may not: a timeout, a connection lost
-    after the request was sent, or a 5xx.
-    """
-    return (
-        retry_reason(exc, idempotent=False) is None
-        and retry_reason(exc, idempotent=True) is not None
-    )
 
 
 def server_delay(exc: BaseException) -> float | None:
@@ -225,8 +214,39 @@ async def _retry_loop(
     raise AssertionError("unreachable: tenacity either returns or re-raises")
 
 
+CreateFailure = Literal["unanswered", "answered", "final"]
+
+
+def create_failure(exc: BaseException) -> CreateFailure:
+    """Classify why a create failed, for the exactly-once rules (see ``_create``).
+
+    - ``unanswered``: the request was sent and no usable answer came back (a timeout, a
+      connection lost after sending, a 504 from a gateway that gave up waiting, or a 2xx
+      whose body could not be read). The server may still be working on it: it is looked
+      up over a grace window and never sent again.
+    - ``answered``: the server answered 408, 500, 502 or 503. It may have acted; it is
+      looked up once, then sent again if it did not land.
+    - ``final``: anything else (4xx, or a failure ``call_with_retries`` already retried
+      because the server cannot have acted on it): raised as it is.
+    """
+    if isinstance(exc, ResponseValidationError):
+        return "unanswered"
+    if isinstance(exc, APIConnectionError):
+        return "unanswered" if exc.request_sent else "final"
+    if isinstance(exc, APIStatusError):
+        if exc.status_code == 504:
+            return "unanswered"
+        if exc.status_code != 429 and exc.status_code in RETRYABLE_STATUSES:
+            return "answered"
+    return "final"
+
+
+def _answered(exc: BaseException) -> bool:
+    return create_failure(exc) == "answered"
+
+
 async def call_exactly_once(
-    fn: Callable[[], Awaitable[T]],
+    send: Callable[[], Awaitable[T]],
     lookup: Callable[[], Awaitable[T | None]],
     *,
     policy: RetryPolicy,
@@ -234,56 +254,77 @@ async def call_exactly_once(
     what: str,
     on_retry: OnRetry | None = None,
 ) -> T:
-    """Await a non-idempotent ``fn()`` so that its effect happens once, if at all.
+    """Await a non-idempotent ``send()`` so that its effect happens once, if at all.
 
-    ``fn`` is retried per the policy table (429, refused connections). After a failure
-    that leaves it unknown whether ``fn`` took effect (``is_ambiguous``, or a 2xx
-    answer that could not be decoded) it is not simply sent again: ``lookup()`` first
-    asks the server whether the earlier attempt landed, and its result is returned if
-    so; only when the lookup finds nothing is ``fn`` tried again. An undecodable lookup
-    answer is retried the same way, and when the last attempt allowed fails
-    ambiguously, one last lookup runs before the error is raised.
+    ``send`` makes one request, retried by itself only where the server cannot have
+    acted (``call_with_retries``), and deals with an unanswered request itself (it never
+    sends again after one). What is left is an *answered* failure that may have taken
+    effect (``create_failure`` says "answered"): then ``lookup()`` asks the server
+    whether the earlier attempt landed, and its result is returned if so; only when it
+    finds nothing is ``send`` tried again, within the policy's bounds. When the last
+    attempt allowed fails that way, one last lookup runs before its error is raised.
+
+    A lookup that fails ends the call with the error of the request it was checking
+    (a note names the lookup's failure): the caller asked to create, so that is the
+    failure to report, and without an answer nothing may be sent again.
     """
+    try:
+        return await send()
+    except (APIStatusError, APIConnectionError) as exc:
+        if not _answered(exc) or policy.max_retries <= 0:
+            raise
+        first = exc
+    last: list[APIStatusError | APIConnectionError] = [first]
 
-    async def once() -> T:
-        return await call_with_retries(
-            fn, idempotent=False, policy=policy, sleep=sleep, what=what, on_retry=on_retry
-        )
+    async def look_up() -> T | None:
+        try:
+            return await lookup()
+        except DevinError as exc:
+            raise _LookupFailed(last[-1], exc) from None
 
     async def look_then_send() -> T:
-        found = await lookup()
+        found = await look_up()
         if found is not None:
             log.debug("%s had landed before it failed; not sent again", what)
             return found
         log.debug("%s did not land; sending it again", what)
-        return await once()
-
-    try:
-        return await once()
-    except (APIStatusError, APIConnectionError, ResponseValidationError) as exc:
-        if not _unsure(exc) or policy.max_retries <= 0:
+        try:
+            return await send()
+        except (APIStatusError, APIConnectionError) as exc:
+            last.append(exc)
             raise
-        first = exc
+
     before_sleep = _reporter(what, on_retry, idempotent=True)
     try:
-        return await _retry_loop(first, look_then_send, policy, sleep, _unsure, before_sleep)
-    except (APIStatusError, APIConnectionError, ResponseValidationError) as exc:
-        if not _unsure(exc):
-            raise
-        last_error = exc
-    try:
-        found = await lookup()  # the last attempt may have landed: look once more
-    except DevinError:
-        found = None
-    if found is None:
-        raise last_error
-    log.debug("%s had landed on its last attempt; not reported as failed", what)
-    return found
+        try:
+            return await _retry_loop(first, look_then_send, policy, sleep, _answered, before_sleep)
+        except (APIStatusError, APIConnectionError) as exc:
+            if not _answered(exc):
+                raise
+        found = await look_up()  # the last attempt may have landed: look once more
+    except _LookupFailed as failed:
+        error: DevinError = failed.reported()
+    else:
+        if found is not None:
+            log.debug("%s had landed on its last attempt; not reported as failed", what)
+            return found
+        error = last[-1]
+    raise error  # outside the handler: the private _LookupFailed is not its context
 
 
-def _unsure(exc: BaseException) -> bool:
-    """True when a non-idempotent call may have taken effect despite ``exc``."""
-    return is_ambiguous(exc) or isinstance(exc, ResponseValidationError)
+class _LookupFailed(Exception):
+    """A lookup failed: carries the error of the request it was checking."""
+
+    def __init__(self, request_error: DevinError, lookup_error: DevinError) -> None:
+        super().__init__()
+        self.request_error, self.lookup_error = request_error, lookup_error
+
+    def reported(self) -> DevinError:
+        """Return the request's error, with a note naming the lookup's failure."""
+        lookup_error = self.lookup_error
+        note = f"looking it up failed too: {type(lookup_error).__name__}: {lookup_error}"
+        self.request_error.add_note(note)
+        return self.request_error
 
 
 def _should_retry(exc: BaseException, idempotent: bool, policy: RetryPolicy) -> bool:

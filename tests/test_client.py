@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import math
 import socket
 import warnings
 from collections.abc import AsyncIterator
@@ -120,20 +121,74 @@ def test_defaults_to_the_production_api(monkeypatch: pytest.MonkeyPatch) -> None
         {"timeout": 0},
         {"max_retries": -1},
         {"poll_interval": -1.0},
+        # Regression (each failed before the fix: accepted, then a foreign error later).
+        {"timeout": math.inf},
+        {"timeout": math.nan},
+        {"timeout": "60"},
+        {"timeout": None},
+        {"timeout": True},
+        {"max_retries": None},
+        {"max_retries": 2.5},
+        {"max_retries": True},
+        {"max_poll_interval": math.inf},
     ],
-    ids=["http-remote", "http-private", "org-traversal", "zero-timeout", "neg-retries", "neg-poll"],
+    ids=[
+        "http-remote",
+        "http-private",
+        "org-traversal",
+        "zero-timeout",
+        "neg-retries",
+        "neg-poll",
+        "inf-timeout",
+        "nan-timeout",
+        "str-timeout",
+        "none-timeout",
+        "bool-timeout",
+        "none-retries",
+        "float-retries",
+        "bool-retries",
+        "inf-poll-cap",
+    ],
 )
 def test_unsafe_or_invalid_settings_are_refused(kwargs: dict[str, object]) -> None:
-    with pytest.raises(ConfigurationError):
+    name = next(iter(kwargs))
+    with pytest.raises(ConfigurationError, match=name if name != "base_url" else "http"):
         DevinClient(KEY, **kwargs)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
-    "key", ["", " cog_x", "cog_x\r\nX-Evil: 1"], ids=["empty", "space", "crlf"]
+    "key",
+    ["", " cog_x", "cog_x\r\nX-Evil: 1", "cog_\x01x", "cog_\x7fx", "cog_é", "cog_a b", 42],
+    ids=["empty", "space", "crlf", "control", "delete", "non-ascii", "inner-space", "not-str"],
 )
 def test_unusable_keys_are_refused(key: str) -> None:
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigurationError) as info:
         DevinClient(key, base_url="http://127.0.0.1:9")
+    if isinstance(key, str) and key.strip():
+        assert key.strip() not in str(info.value)  # never echoed, not even a bad key
+
+
+async def test_a_bad_until_is_refused_before_any_request(
+    client: DevinClient, server: FakeDevinServer
+) -> None:
+    # Regression (the test failed before the fix): until="x" failed only after a poll.
+    with pytest.raises(TypeError, match="until"):
+        await client.await_session("devin-abc", until="x")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="until"):
+        client.watch_session("devin-abc", until=3)  # type: ignore[arg-type]
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("ids", ["devin-abc", b"devin-abc"], ids=["str", "bytes"])
+async def test_a_bare_string_of_ids_is_refused_before_any_request(
+    client: DevinClient, server: FakeDevinServer, ids: Any
+) -> None:
+    # Regression (the test failed before the fix): "devin-abc" was waited on as 9 ids.
+    with pytest.raises(TypeError, match="session_ids"):
+        await client.await_sessions(ids)
+    with pytest.raises(TypeError, match="session_ids"):
+        client.as_completed(ids)
+    assert server.requests == []
 
 
 def test_repr_never_shows_the_key() -> None:

@@ -25,7 +25,7 @@ from devin_async._retry import (
     RetryPolicy,
     call_exactly_once,
     call_with_retries,
-    is_ambiguous,
+    create_failure,
     retry_reason,
     server_delay,
 )
@@ -411,56 +411,58 @@ def test_independent_backoffs_do_not_share_progress() -> None:
     assert 16.0 <= first.next_delay() <= 16.5
 
 
-# ------------------------------------------------------------------ is_ambiguous
+# ------------------------------------------------------------------ create_failure
 
 
 @pytest.mark.parametrize(
     ("exc", "expected"),
     [
-        (timeout_error(sent=True), True),
-        (conn_error(sent=True), True),
-        (timeout_error(sent=False), False),
-        (conn_error(sent=False), False),
-        (http_error(500), True),
-        (http_error(502), True),
-        (http_error(503), True),
-        (http_error(504), True),
-        (rate_limited(None), False),
-        (rate_limited(5), False),
-        (http_error(400), False),
-        (http_error(401), False),
-        (http_error(403), False),
-        (http_error(404), False),
-        (http_error(409), False),
-        (http_error(422), False),
-        (ResponseValidationError("bad", body=""), False),
-        (ValueError("bug"), False),
-        (asyncio.CancelledError(), False),
+        (timeout_error(sent=True), "unanswered"),
+        (conn_error(sent=True), "unanswered"),
+        (http_error(504), "unanswered"),
+        (ResponseValidationError("bad", body=""), "unanswered"),
+        (timeout_error(sent=False), "final"),
+        (conn_error(sent=False), "final"),
+        (http_error(408), "answered"),
+        (http_error(500), "answered"),
+        (http_error(502), "answered"),
+        (http_error(503), "answered"),
+        (rate_limited(None), "final"),
+        (http_error(400), "final"),
+        (http_error(401), "final"),
+        (http_error(403), "final"),
+        (http_error(404), "final"),
+        (http_error(409), "final"),
+        (http_error(422), "final"),
+        (http_error(501), "final"),
+        (ValueError("bug"), "final"),
+        (asyncio.CancelledError(), "final"),
     ],
     ids=[
         "timeout-after-sending",
         "reset-after-sending",
+        "504-gateway-gave-up",
+        "unreadable-2xx",
         "timeout-before-sending",
         "refused-before-sending",
+        "408",
         "500",
         "502",
         "503",
-        "504",
         "429",
-        "429-retry-after",
         "400",
         "401",
         "403",
         "404",
         "409",
         "422",
-        "bad-body",
+        "501",
         "foreign-error",
         "cancelled",
     ],
 )
-def test_is_ambiguous(exc: BaseException, expected: bool) -> None:
-    assert is_ambiguous(exc) is expected
+def test_create_failure(exc: BaseException, expected: str) -> None:
+    assert create_failure(exc) == expected
 
 
 # ------------------------------------------------------------------ call_exactly_once
@@ -496,15 +498,11 @@ async def test_exactly_once_success_first_try_never_looks_up() -> None:
     assert sleeps.delays == []
 
 
-@pytest.mark.parametrize(
-    "exc",
-    [timeout_error(sent=True), conn_error(sent=True), http_error(500), http_error(502)],
-    ids=["timeout", "reset", "500", "502"],
-)
-async def test_exactly_once_returns_what_landed_after_an_ambiguous_failure(
-    exc: Exception, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("status", [408, 500, 502, 503])
+async def test_exactly_once_returns_what_landed_after_an_answered_failure(
+    status: int, caplog: pytest.LogCaptureFixture
 ) -> None:
-    script, lookup, sleeps = Script([exc, "second"]), Lookup(["landed"]), Sleeps()
+    script, lookup, sleeps = Script([http_error(status), "second"]), Lookup(["landed"]), Sleeps()
     with caplog.at_level(logging.DEBUG, logger="devin_async"):
         assert await run_once(script, lookup, sleeps) == "landed"
     assert (script.calls, lookup.calls) == (1, 1)
@@ -522,11 +520,31 @@ async def test_exactly_once_sends_again_when_nothing_landed(
     assert any("sending it again" in r.getMessage() for r in caplog.records)
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422])
-async def test_exactly_once_raises_a_non_ambiguous_failure_at_once(status: int) -> None:
-    error = http_error(status)
+@pytest.mark.parametrize(
+    "error",
+    [
+        http_error(400),
+        http_error(401),
+        http_error(403),
+        http_error(404),
+        http_error(409),
+        http_error(422),
+        rate_limited(1),
+        conn_error(sent=False),
+        timeout_error(sent=True),
+        conn_error(sent=True),
+        http_error(504),
+    ],
+    ids=["400", "401", "403", "404", "409", "422", "429", "refused", "timeout", "reset", "504"],
+)
+async def test_exactly_once_never_looks_up_or_resends_what_send_raised_itself(
+    error: Exception,
+) -> None:
+    # 429s and refused connections are retried inside send (call_with_retries), and
+    # unanswered requests are the sender's to handle (the grace window): this loop
+    # never sends any of them again.
     script, lookup, sleeps = Script([error, "created"]), Lookup(["landed"]), Sleeps()
-    with pytest.raises(APIStatusError) as info:
+    with pytest.raises(type(error)) as info:
         await run_once(script, lookup, sleeps)
     assert info.value is error
     assert (script.calls, lookup.calls) == (1, 0)
@@ -534,7 +552,7 @@ async def test_exactly_once_raises_a_non_ambiguous_failure_at_once(status: int) 
 
 
 async def test_exactly_once_gives_up_after_max_retries_plus_one_attempts() -> None:
-    errors = [http_error(502), timeout_error(sent=True), http_error(503), http_error(504)]
+    errors = [http_error(502), http_error(500), http_error(503), http_error(408)]
     script, lookup, sleeps = Script([*errors, "created"]), Lookup([None]), Sleeps()
     with pytest.raises(APIStatusError) as info:
         await run_once(script, lookup, sleeps)
@@ -545,30 +563,25 @@ async def test_exactly_once_gives_up_after_max_retries_plus_one_attempts() -> No
     assert len(sleeps.delays) == POLICY.max_retries
 
 
-async def test_exactly_once_with_no_retries_raises_the_first_ambiguous_error() -> None:
-    error = timeout_error(sent=True)
+async def test_exactly_once_last_lookup_finds_what_the_last_attempt_made() -> None:
+    errors = [http_error(502)] * (POLICY.max_retries + 1)
+    answers = [None] * POLICY.max_retries + ["landed"]
+    script, lookup, sleeps = Script(errors), Lookup(answers), Sleeps()
+    assert await run_once(script, lookup, sleeps) == "landed"
+    assert (script.calls, lookup.calls) == (POLICY.max_retries + 1, POLICY.max_retries + 1)
+
+
+async def test_exactly_once_with_no_retries_raises_the_first_answered_error() -> None:
+    error = http_error(503)
     script, lookup, sleeps = Script([error, "created"]), Lookup(["landed"]), Sleeps()
-    with pytest.raises(APITimeoutError) as info:
+    with pytest.raises(APIStatusError) as info:
         await run_once(script, lookup, sleeps, policy=RetryPolicy(max_retries=0))
     assert info.value is error
     assert (script.calls, lookup.calls) == (1, 0)
     assert sleeps.delays == []
 
 
-async def test_exactly_once_retries_a_429_without_a_lookup() -> None:
-    script, lookup, sleeps = Script([rate_limited(2), "created"]), Lookup(["landed"]), Sleeps()
-    assert await run_once(script, lookup, sleeps) == "created"
-    assert (script.calls, lookup.calls) == (2, 0)
-    assert sleeps.delays == [2.0]
-
-
-async def test_exactly_once_retries_a_refused_connection_without_a_lookup() -> None:
-    script, lookup, sleeps = Script([conn_error(sent=False), "created"]), Lookup([]), Sleeps()
-    assert await run_once(script, lookup, sleeps) == "created"
-    assert (script.calls, lookup.calls) == (2, 0)
-
-
-async def test_exactly_once_raises_a_non_ambiguous_failure_after_a_lookup() -> None:
+async def test_exactly_once_raises_a_final_failure_after_a_lookup() -> None:
     error = http_error(422)
     script, lookup, sleeps = Script([http_error(502), error]), Lookup([None]), Sleeps()
     with pytest.raises(APIStatusError) as info:
@@ -577,12 +590,42 @@ async def test_exactly_once_raises_a_non_ambiguous_failure_after_a_lookup() -> N
     assert (script.calls, lookup.calls) == (2, 1)
 
 
-async def test_exactly_once_lookup_failure_is_classified_like_any_other() -> None:
-    # A lookup that fails ambiguously is tried again; a fatal one ends the call.
-    denied = http_error(403)
-    script = Script([http_error(502), "created"])
-    lookup, sleeps = Lookup([http_error(503), denied]), Sleeps()
+def _context_chain(exc: BaseException) -> list[str]:
+    names: list[str] = []
+    seen = exc.__context__
+    while seen is not None and len(names) < 10:
+        names.append(type(seen).__name__)
+        seen = seen.__context__
+    return names
+
+
+@pytest.mark.parametrize(
+    "lookup_error",
+    [http_error(403), http_error(503), ResponseValidationError("bad", body="")],
+    ids=["denied", "unavailable", "unreadable"],
+)
+async def test_exactly_once_reports_the_requests_failure_when_its_lookup_fails(
+    lookup_error: Exception,
+) -> None:
+    # Regression: the lookup's error used to be raised, hiding why the create failed
+    # (the test failed before the fix); and nothing may be sent again without knowing
+    # whether the first one landed.
+    post_error = http_error(502)
+    script, lookup, sleeps = Script([post_error, "created"]), Lookup([lookup_error]), Sleeps()
     with pytest.raises(APIStatusError) as info:
         await run_once(script, lookup, sleeps)
-    assert info.value is denied
-    assert (script.calls, lookup.calls) == (1, 2)
+    assert info.value is post_error
+    assert (script.calls, lookup.calls) == (1, 1)
+    assert any(type(lookup_error).__name__ in note for note in info.value.__notes__)
+    assert "_LookupFailed" not in _context_chain(info.value)
+
+
+async def test_exactly_once_last_lookup_failure_reports_the_last_request_error() -> None:
+    errors = [http_error(502)] * POLICY.max_retries + [http_error(503)]
+    answers: list[object] = [None] * POLICY.max_retries + [http_error(403)]
+    script, lookup, sleeps = Script(errors), Lookup(answers), Sleeps()
+    with pytest.raises(APIStatusError) as info:
+        await run_once(script, lookup, sleeps)
+    assert info.value is errors[-1]
+    assert any("PermissionDeniedError" in note for note in info.value.__notes__)
+    assert "_LookupFailed" not in _context_chain(info.value)

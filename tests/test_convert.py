@@ -281,6 +281,11 @@ def test_dumps_omits_unset_fields() -> None:
     assert dumps_create_request(CreateSessionRequest(prompt="Fix it")) == b'{"prompt":"Fix it"}'
 
 
+def test_idempotency_key_is_never_sent() -> None:
+    request = CreateSessionRequest(prompt="Fix it", idempotency_key="job-1")
+    assert dumps_create_request(request) == b'{"prompt":"Fix it"}'
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [

@@ -19,7 +19,7 @@ PUBLIC_MODULES: dict[str, set[str]] = {
     "devin_async._events": {"Hooks"},  # the client's dispatcher
     "devin_async._errors": {"StatusInfo"},  # typing helper for the constructors' **kwargs
     "devin_async._models": set(),
-    "devin_async._polling": {"is_transient"},  # the poller's own decision
+    "devin_async._polling": {"is_transient", "wait_timed_out"},  # the waits' own decisions
     "devin_async._fanout": {"create_many"},  # the loop behind create_sessions
     "devin_async._follow": {"follow"},  # the loop behind follow_session
     "devin_async._convert": {  # the wire: only the wait-state codec is public

@@ -108,7 +108,8 @@ def test_enum_values_match_the_spec(enum: type[StrEnum], values: str) -> None:
 
 
 def test_create_request_has_every_spec_field() -> None:
-    assert set(attrs.fields_dict(CreateSessionRequest)) == SPEC_CREATE_FIELDS
+    # idempotency_key is the client's own: it is never sent (see test_convert).
+    assert set(attrs.fields_dict(CreateSessionRequest)) == {*SPEC_CREATE_FIELDS, "idempotency_key"}
 
 
 def test_create_request_only_prompt_is_required() -> None:

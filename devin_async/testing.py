@@ -15,6 +15,15 @@ Every created session walks a scripted timeline of ``Step`` s, one step at most 
 ``inject``. Every request is recorded in ``requests`` exactly as sent, so tests can check the
 wire; the server itself never answers with a session secret value (422 error inputs show
 ``REDACTED``) and stores create bodies with secret values redacted (``FakeSession.body``).
+
+By default the fake behaves like a production server where the docs leave things open, and
+``Quirks`` (the server's ``quirks``, filled by constructor keywords of the same names) adds
+what real servers are seen to do, so a client's tests can catch real-server bugs: handlers
+keep running after the client hangs up (a create the client timed out on still happens),
+list answers can lag behind writes (``list_lag_reads``/``list_lag_seconds``), tags can be
+restricted to an allowed list (422), list filters can be ignored or read comma-joined, and
+429s can come at random (``random_429``) besides the ``rate_limit`` token bucket. Unknown
+``devin_mode`` values are refused with 422 and unknown ``platform`` labels with 400.
 """
 
 from __future__ import annotations
@@ -35,7 +44,7 @@ from typing import Any, Literal, Self, TypeVar
 import attrs
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from multidict import MultiMapping
+from multidict import MultiDict, MultiMapping
 
 __all__ = [
     "ERRORS",
@@ -48,6 +57,7 @@ __all__ = [
     "FakeDevinServer",
     "FakeSession",
     "FaultKind",
+    "Quirks",
     "RecordedRequest",
     "Step",
     "StepLike",
@@ -65,6 +75,8 @@ _MALFORMED_BODY = '{"session_id": '
 _MAX_TAGS = 50
 _PAGE_SIZE, _MAX_PAGE_SIZE = 100, 200
 _BODY = web.RequestKey("body", object)
+_DEVIN_MODES = ("normal", "fast", "lite", "ultra", "fusion")  # the spec's DevinMode enum
+_MODES_TEXT = ", ".join(f"'{m}'" for m in _DEVIN_MODES[:-1]) + f" or '{_DEVIN_MODES[-1]}'"
 
 
 # --------------------------------------------------------------------------- timelines
@@ -168,6 +180,8 @@ class FakeSession:
     step_index: int = 0
     reads_in_step: int = 0
     entered_at: float = 0.0  # monotonic seconds
+    created_monotonic: float = attrs.Factory(time.monotonic)
+    list_matches: int = 0  # list answers it matched, shown or left out (``Quirks`` lag)
     acus_consumed: float = 0.0
     is_archived: bool = False
     structured_output: _JSONObject | None = None
@@ -263,27 +277,28 @@ def _session_json(s: FakeSession, *, detailed: bool) -> _JSONObject:
 class _Reject(Exception):
     """Stop handling a request and answer with an API error."""
 
-    def __init__(self, status: int, detail: str | list[_JSONObject]) -> None:
+    def __init__(self, status: int, detail: str | list[_JSONObject], **extra: Any) -> None:
         super().__init__(status, detail)
-        self.status, self.detail = status, detail
+        self.status, self.detail, self.extra = status, detail, extra
 
     def response(self, path: str) -> web.Response:
         """Render a 422 as FastAPI's ``{"detail": [...]}``, anything else as problem+json."""
         if isinstance(self.detail, list):
             return web.json_response({"detail": self.detail}, status=self.status)
-        return _problem(self.status, self.detail, path)
+        return _problem(self.status, self.detail, path, **self.extra)
 
 
 def _problem(
-    status: int, detail: str, path: str, headers: Mapping[str, str] | None = None
+    status: int, detail: str, path: str, headers: Mapping[str, str] | None = None, **extra: Any
 ) -> web.Response:
-    """Render an RFC 9457 problem+json response."""
+    """Render an RFC 9457 problem+json response; ``extra`` adds extension members."""
     body = {
         "type": "about:blank",
         "title": _REASONS.get(status, "Error"),
         "status": status,
         "detail": detail,
         "instance": path,
+        **extra,
     }
     return web.json_response(
         body, status=status, headers=headers, content_type="application/problem+json"
@@ -319,7 +334,8 @@ _TYPES: dict[str, tuple[type, str, str]] = {
 }
 _CREATE_FIELDS = {
     **dict.fromkeys(("prompt", "title", "child_playbook_id", "create_as_user_id"), "str"),
-    **dict.fromkeys(("devin_mode", "platform", "playbook_id", "advanced_mode"), "str"),
+    **dict.fromkeys(("platform", "playbook_id", "advanced_mode"), "str"),
+    "devin_mode": "mode",
     **dict.fromkeys(("tags", "attachment_urls", "knowledge_ids", "repos"), "strs"),
     **dict.fromkeys(("secret_ids", "session_links"), "strs"),
     **dict.fromkeys(("bypass_approval", "resumable", "structured_output_required"), "bool"),
@@ -352,7 +368,11 @@ def _field_errors(
 
 
 def _value_errors(kind: str, value: Any, shown: Any, loc: Sequence[str | int]) -> list[_JSONObject]:
-    """Check one value against ``kind`` (a ``_TYPES`` key, "strs", "secrets", "secret", "key")."""
+    """Check one value against ``kind`` (a ``_TYPES`` key or a special kind, e.g. "strs")."""
+    if kind == "mode":
+        if isinstance(value, str) and value in _DEVIN_MODES:
+            return []
+        return [_error("enum", loc, f"Input should be {_MODES_TEXT}", shown, expected=_MODES_TEXT)]
     if kind in ("strs", "secrets"):
         if not isinstance(value, list):
             return _value_errors("list", value, shown, loc)
@@ -519,6 +539,9 @@ _ONE_OF = {
 _ANY_OF = {"tags": "tags", "repo_names": "repos"}
 _SINCE = {"created_after": "created_at", "updated_after": "updated_at"}
 _UNTIL = {"created_before": "created_at", "updated_before": "updated_at"}
+_EQUAL = ("playbook_id", "schedule_id", "category")
+_ARRAY_FILTERS = frozenset({*_ONE_OF, *_ANY_OF})
+_LIST_FILTERS = _ARRAY_FILTERS | {*_SINCE, *_UNTIL, *_EQUAL, "is_archived"}
 
 
 def _session_filter(query: _Query, org_id: str | None) -> Callable[[FakeSession], bool]:
@@ -528,7 +551,7 @@ def _session_filter(query: _Query, org_id: str | None) -> Callable[[FakeSession]
     """
     one_of = {f: query.texts(n) for n, f in _ONE_OF.items() if org_id is None or n != "org_ids"}
     any_of = {f: query.texts(n) for n, f in _ANY_OF.items()}
-    equal = {n: query.text(n) for n in ("playbook_id", "schedule_id", "category")}
+    equal = {n: query.text(n) for n in _EQUAL}
     since = {f: query.integer(n) for n, f in _SINCE.items()}
     until = {f: query.integer(n) for n, f in _UNTIL.items()}
     archived = query.boolean("is_archived")
@@ -563,6 +586,7 @@ class _Fault:
     retry_after: str | None
     delay: float
     when: Literal["before", "after"]
+    gate: asyncio.Event | None
 
     def matches(self, method: str, route: str | None) -> bool:
         """Tell whether this rule still applies to a request."""
@@ -592,6 +616,113 @@ class _TokenBucket:
         return (1.0 - self.tokens) / self.rate
 
 
+# --------------------------------------------------------------------------- real-server quirks
+
+
+def _names(value: Collection[str]) -> tuple[str, ...]:
+    """Return the distinct strings of ``value`` in order (a bare string is refused)."""
+    if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+        raise TypeError(f"expected a collection of strings, not {value!r}")
+    return tuple(dict.fromkeys(value))
+
+
+def _optional_names(value: Collection[str] | None) -> tuple[str, ...] | None:
+    return None if value is None else _names(value)
+
+
+def _known_filters(_: object, __: object, value: tuple[str, ...]) -> None:
+    if unknown := sorted(set(value) - _LIST_FILTERS):
+        raise ValueError(f"unknown list filters {unknown}; known: {sorted(_LIST_FILTERS)}")
+
+
+_PROBABILITY = [attrs.validators.ge(0.0), attrs.validators.le(1.0)]
+
+
+@attrs.define(kw_only=True)
+class Quirks:
+    """Where ``FakeDevinServer`` behaves like a real server rather than a tidy fake.
+
+    The server holds one as ``quirks``, filled from its constructor keywords of the same
+    names. Tests may change any field at any time (assignments are validated), except
+    ``handler_cancellation``, which ``start()`` reads.
+
+    Attributes:
+        handler_cancellation: cancel a handler when its client disconnects (aiohttp's
+            opt-in). False (the default, like production stacks) lets the work go on: a
+            create the client gave up on (say during a "slow" fault) still creates the session.
+        list_lag_reads: a new session is left out of list answers (both scopes) until this
+            many list requests that would have matched it have been answered...
+        list_lag_seconds: ...and this many seconds (monotonic) have passed since its creation.
+            Getting the session by id is never lagged.
+        allowed_tags: None for any tag; else a create, tag append or tag replace carrying
+            another tag is refused with a FastAPI 422 (``loc`` ``["body", "tags", i]``, type
+            ``value_error``, the tag as ``input``) and nothing changes.
+        ignored_filters: list filters (query names such as ``"tags"``) the server silently
+            ignores: it answers as if they were absent.
+        array_encoding: how array filters (``session_ids``, ``tags``, ``origins``, ``user_ids``,
+            ``service_user_ids``, ``repo_names``, ``org_ids``) are read: "repeat" takes every
+            value of the repeated key (``tags=a&tags=b``); "comma" takes only the last value
+            and splits it on commas (``tags=a,b``), like a server expecting comma-joined arrays.
+        random_429: probability (0..1) that any request is answered 429, drawn from the seed.
+        random_429_retry_after: the ``Retry-After`` of those 429s, None for none.
+        platforms: the org's platform labels. A create whose ``platform`` is none of them
+            (case-insensitive; "inherit" and "default" always pass) is refused with a 400
+            problem whose ``detail`` and ``available_platforms`` list the labels.
+    """
+
+    handler_cancellation: bool = False
+    list_lag_reads: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    list_lag_seconds: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
+    allowed_tags: tuple[str, ...] | None = attrs.field(default=None, converter=_optional_names)
+    ignored_filters: tuple[str, ...] = attrs.field(
+        default=(), converter=_names, validator=_known_filters
+    )
+    array_encoding: Literal["repeat", "comma"] = attrs.field(
+        default="repeat", validator=attrs.validators.in_(("repeat", "comma"))
+    )
+    random_429: float = attrs.field(default=0.0, validator=_PROBABILITY)
+    random_429_retry_after: str | None = None
+    platforms: tuple[str, ...] = attrs.field(default=("linux", "windows"), converter=_names)
+
+    def _list_query(self, query: MultiMapping[str]) -> MultiDict[str]:
+        """Return a list query as this server reads it: ignored filters gone, arrays decoded."""
+        read: MultiDict[str] = MultiDict()
+        for name in dict.fromkeys(query):
+            values = query.getall(name)
+            if name in _ARRAY_FILTERS and self.array_encoding == "comma":
+                values = values[-1].split(",")
+            if name not in self.ignored_filters:
+                read.extend((name, value) for value in values)
+        return read
+
+    def _lags(self, session: FakeSession) -> bool:
+        """Count a list answer ``session`` matches; tell whether it still leaves it out."""
+        session.list_matches += 1
+        age = time.monotonic() - session.created_monotonic
+        return session.list_matches <= self.list_lag_reads or age < self.list_lag_seconds
+
+    def _check_tags(self, tags: Sequence[str]) -> None:
+        """Raise a 422 for each tag outside ``allowed_tags``."""
+        if self.allowed_tags is None:
+            return
+        msg = "Tag '{}' is not in the organization's allowed tags"
+        errors = [
+            _error("value_error", ["body", "tags", i], msg.format(tag), tag)
+            for i, tag in enumerate(tags)
+            if tag not in self.allowed_tags
+        ]
+        if errors:
+            raise _Reject(422, errors)
+
+    def _check_platform(self, platform: str | None) -> None:
+        """Raise a 400 listing the labels if ``platform`` is not one of them."""
+        accepted = {"inherit", "default", *(label.lower() for label in self.platforms)}
+        if platform is not None and platform.lower() not in accepted:
+            labels = list(self.platforms)
+            detail = f"Unknown platform {platform!r}; available platforms: {', '.join(labels)}"
+            raise _Reject(400, detail, available_platforms=labels)
+
+
 # --------------------------------------------------------------------------- the server
 
 
@@ -601,12 +732,14 @@ class FakeDevinServer:
     Attributes tests may set at any time: ``default_timeline``, ``timeline_factory`` (called with
     the redacted create body; returns a timeline or None for the default), ``forbidden_keys``
     (API keys answered with 403), ``attachments_envelope`` (list attachments as
-    ``{"items": [...]}`` instead of a bare array) and ``service_user_id`` (stamped on sessions).
+    ``{"items": [...]}`` instead of a bare array), ``service_user_id`` (stamped on sessions)
+    and every field of ``quirks`` (a ``Quirks``: how real-server-like it behaves).
 
-    Lists are newest first. Array filters repeat their key (``tags=a&tags=b``); ``tags`` and
-    ``repo_names`` keep sessions having ANY of the values; ``*_after`` bounds are inclusive and
-    ``*_before`` exclusive. A message wakes a ``suspended`` session or one ``waiting_for_user``:
-    it shows running/working, then the rest of its timeline (or finishes if none is left).
+    Lists are newest first. Array filters repeat their key (``tags=a&tags=b``, unless
+    ``Quirks.array_encoding`` says otherwise); ``tags`` and ``repo_names`` keep sessions having
+    ANY of the values; ``*_after`` bounds are inclusive and ``*_before`` exclusive. A message
+    wakes a ``suspended`` session or one ``waiting_for_user``: it shows running/working, then
+    the rest of its timeline (or finishes if none is left).
     """
 
     def __init__(
@@ -619,6 +752,15 @@ class FakeDevinServer:
         seed: int = 0,
         rate_limit: float | None = None,
         attachments_envelope: bool = False,
+        handler_cancellation: bool = False,
+        list_lag_reads: int = 0,
+        list_lag_seconds: float = 0.0,
+        allowed_tags: Collection[str] | None = None,
+        ignored_filters: Collection[str] = (),
+        array_encoding: Literal["repeat", "comma"] = "repeat",
+        random_429: float = 0.0,
+        random_429_retry_after: str | None = None,
+        platforms: Collection[str] = ("linux", "windows"),
     ) -> None:
         """Configure the server; ``start()`` or ``async with`` binds it.
 
@@ -628,8 +770,23 @@ class FakeDevinServer:
             port: TCP port on 127.0.0.1; 0 picks a free one.
             default_timeline: steps of sessions nobody scripted (default ``FINISHES``).
             seed: seeds session ids and the fault ``rate`` draws, for repeatable runs.
-            rate_limit: server-wide requests per second before answering 429, None for none.
+            rate_limit: server-wide requests per second before answering 429 (a token
+                bucket), None for none.
             attachments_envelope: list attachments as ``{"items": [...]}``.
+            handler_cancellation: cancel a handler when its client hangs up; by default it
+                runs to the end, as on production stacks.
+            list_lag_reads: list answers a new session is left out of (index lag)...
+            list_lag_seconds: ...and for at least this many seconds after its creation.
+            allowed_tags: the only tags a create or tag update may carry (422 otherwise);
+                None for any.
+            ignored_filters: list filter names the server ignores (e.g. ``{"tags"}``).
+            array_encoding: "repeat" (``tags=a&tags=b``) or "comma" (the last value, split on
+                commas) for array filters.
+            random_429: probability (0..1) that any request is answered 429, from the seed.
+            random_429_retry_after: ``Retry-After`` of those 429s, None for none.
+            platforms: the org's platform labels; any other ``platform`` is refused with 400.
+
+        See ``Quirks`` for the details of the last nine, which ``quirks`` holds.
         """
         if rate_limit is not None and rate_limit <= 0:
             raise ValueError("rate_limit must be positive requests per second")
@@ -641,6 +798,17 @@ class FakeDevinServer:
         self.timeline_factory: Callable[[_JSONObject], Sequence[StepLike] | None] | None = None
         self.forbidden_keys: set[str] = set()
         self.attachments_envelope = attachments_envelope
+        self.quirks = Quirks(
+            handler_cancellation=handler_cancellation,
+            list_lag_reads=list_lag_reads,
+            list_lag_seconds=list_lag_seconds,
+            allowed_tags=allowed_tags,
+            ignored_filters=ignored_filters,
+            array_encoding=array_encoding,
+            random_429=random_429,
+            random_429_retry_after=random_429_retry_after,
+            platforms=platforms,
+        )
         self.service_user_id: str | None = "service-user-test"
         self.requests: list[RecordedRequest] = []
         self.statuses: Counter[tuple[str | None, int]] = Counter()  # (route, status) answered
@@ -653,6 +821,7 @@ class FakeDevinServer:
         self._faults: list[_Fault] = []
         self._bucket = None if rate_limit is None else _TokenBucket(rate_limit)
         self._request_count = 0
+        self._handling: set[asyncio.Task[Any]] = set()  # middleware tasks still running
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
         self._app = web.Application(middlewares=[self._middleware])
@@ -672,15 +841,15 @@ class FakeDevinServer:
         """Bind 127.0.0.1 and start serving."""
         if self._runner is not None:
             raise RuntimeError("FakeDevinServer is already started")
-        # A short shutdown timeout and handler cancellation keep close() fast even while
-        # slow (fault-injected) handlers are still sleeping.
+        # A short shutdown timeout keeps close() fast even while slow (fault-injected)
+        # handlers are still sleeping; close() ends those whose client hung up.
         # Request lines up to 16 KiB, like common API front ends (aiohttp's default is
         # 8 KiB): a list call with 200 session_ids needs about 10 KiB.
         runner = web.AppRunner(
             self._app,
             access_log=None,
             shutdown_timeout=0.1,
-            handler_cancellation=True,
+            handler_cancellation=self.quirks.handler_cancellation,
             max_line_size=16384,
         )
         await runner.setup()
@@ -698,6 +867,10 @@ class FakeDevinServer:
         runner, self._runner, self._url = self._runner, None, None
         if runner is not None:
             await runner.cleanup()
+        # aiohttp forgets a handler whose client hung up (handler_cancellation False).
+        for task in self._handling:
+            task.cancel()
+        await asyncio.gather(*self._handling, return_exceptions=True)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -737,6 +910,7 @@ class FakeDevinServer:
         retry_after: str | None = "1",
         delay: float = 0.5,
         when: Literal["before", "after"] = "before",
+        gate: asyncio.Event | None = None,
     ) -> None:
         """Add a fault rule; the first matching rule that fires wins.
 
@@ -755,6 +929,10 @@ class FakeDevinServer:
             delay: seconds a "slow" fault waits.
             when: "before" handling, or "after" it (the action really happens, e.g. a session
                 is created, and then the fault is answered).
+            gate: a "slow" fault waits until this event is set instead of ``delay`` seconds.
+
+        Unless ``handler_cancellation`` is on, a request the client gave up on (timed out
+        during a "slow" fault) is still handled to the end: ``wait_idle()`` waits for that.
         """
         if kind not in _FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}")
@@ -768,7 +946,7 @@ class FakeDevinServer:
             raise ValueError("rate must be a probability between 0 and 1")
         method = None if method is None else method.upper()
         self._faults.append(
-            _Fault(kind, times, rate, method, route, status, retry_after, delay, when)
+            _Fault(kind, times, rate, method, route, status, retry_after, delay, when, gate)
         )
 
     def clear_faults(self) -> None:
@@ -790,6 +968,21 @@ class FakeDevinServer:
         return sum(
             n for (r, code), n in self.statuses.items() if code == status and route in (None, r)
         )
+
+    @property
+    def rate_limited(self) -> Counter[str | None]:
+        """Return the 429 answers per route name (bucket, ``random_429`` and injected alike)."""
+        return Counter({route: n for (route, code), n in self.statuses.items() if code == 429})
+
+    @property
+    def in_flight(self) -> int:
+        """Return how many requests are being handled, counting those whose client hung up."""
+        return len(self._handling)
+
+    async def wait_idle(self) -> None:
+        """Wait until no request is being handled (e.g. one whose client timed out)."""
+        while self._handling:
+            await asyncio.wait(set(self._handling))
 
     def reset_log(self) -> None:
         """Forget recorded requests and statuses and zero ``sessions_created``; sessions stay."""
@@ -825,6 +1018,17 @@ class FakeDevinServer:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Record the request, answer it, and tag the answer with an ``x-request-id``."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._handling.add(task)
+        try:
+            return await self._record_and_respond(request, handler)
+        finally:
+            self._handling.discard(task)
+
+    async def _record_and_respond(
+        self, request: web.Request, handler: Handler
+    ) -> web.StreamResponse:
         self._request_count += 1
         request_id = f"req-{self._request_count:06d}"
         route = request.match_info.route.name
@@ -854,6 +1058,11 @@ class FakeDevinServer:
         if self._bucket is not None and (wait := self._bucket.take()) > 0:
             retry_after = str(max(1, math.ceil(wait)))
             return _problem(429, "Rate limit exceeded", request.path, {"Retry-After": retry_after})
+        quirks = self.quirks
+        if quirks.random_429 and self._rng.random() < quirks.random_429:
+            retry = quirks.random_429_retry_after
+            headers = None if retry is None else {"Retry-After": retry}
+            return _problem(429, "Rate limit exceeded", request.path, headers)
         fault = self._pick_fault(request.method, route)
         if fault is not None and fault.when == "before":
             early = await self._act_out(fault, request, None)
@@ -899,7 +1108,7 @@ class FakeDevinServer:
     ) -> web.StreamResponse | None:
         """Perform ``fault``; return what to answer, or None to go on handling."""
         if fault.kind == "slow":
-            await asyncio.sleep(fault.delay)
+            await (fault.gate.wait() if fault.gate is not None else asyncio.sleep(fault.delay))
             return response
         if fault.kind == "drop":
             if request.transport is not None:
@@ -968,15 +1177,18 @@ class FakeDevinServer:
     async def _create_session(self, request: web.Request) -> web.Response:
         required, not_null = ("prompt",), ("resumable",)
         body = _validate(_json_body(request), _CREATE_FIELDS, required, not_null)
+        self.quirks._check_tags(body.get("tags") or [])
+        self.quirks._check_platform(body.get("platform"))
         return web.json_response(_session_json(self._create(body), detailed=False))
 
     async def _list_sessions(self, request: web.Request) -> web.Response:
         """List matching sessions newest first; each one listed counts as a read."""
-        query = _Query(request.query)
+        query = _Query(self.quirks._list_query(request.query))
         keep = _session_filter(query, request.match_info.get("org_id"))
         first, after = query.page()
         query.check()
-        newest_first = [(-s.seq, s) for s in reversed(self.sessions.values()) if keep(s)]
+        matching = [s for s in reversed(self.sessions.values()) if keep(s)]
+        newest_first = [(-s.seq, s) for s in matching if not self.quirks._lags(s)]
         page, envelope = _paginate(newest_first, first, after)
         for session in page:
             session._read()
@@ -1036,22 +1248,23 @@ class FakeDevinServer:
 
     async def _append_tags(self, request: web.Request) -> web.Response:
         session = self._session_for(request)
-        session.tags = _dedupe([*session.tags, *_tags_body(request)])
+        session.tags = _dedupe([*session.tags, *_tags_body(request, self.quirks)])
         return web.json_response({"tags": session.tags})
 
     async def _replace_tags(self, request: web.Request) -> web.Response:
         session = self._session_for(request)
-        session.tags = _dedupe(_tags_body(request))
+        session.tags = _dedupe(_tags_body(request, self.quirks))
         return web.json_response({"tags": session.tags})
 
 
-def _tags_body(request: web.Request) -> list[str]:
-    """Return the validated ``tags`` of a SessionTagsUpdate body (at most 50)."""
+def _tags_body(request: web.Request, quirks: Quirks) -> list[str]:
+    """Return the validated ``tags`` of a SessionTagsUpdate body (at most 50, all allowed)."""
     tags: list[str] = _validate(_json_body(request), _TAGS_FIELDS, ("tags",))["tags"]
     if len(tags) > _MAX_TAGS:
         msg = f"List should have at most {_MAX_TAGS} items after validation, not {len(tags)}"
         error = _error("too_long", ["body", "tags"], msg, tags, max_length=_MAX_TAGS)
         raise _Reject(422, [error])
+    quirks._check_tags(tags)
     return tags
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
+import math
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -16,6 +19,7 @@ import attrs
 import pytest
 from multidict import CIMultiDictProxy
 
+from devin_async import DevinClient
 from devin_async.testing import (
     ERRORS,
     EXITS,
@@ -25,6 +29,7 @@ from devin_async.testing import (
     WAITS_FOR_APPROVAL,
     WAITS_FOR_USER,
     FakeDevinServer,
+    Quirks,
     Step,
     timeline,
 )
@@ -103,6 +108,33 @@ async def server() -> AsyncIterator[FakeDevinServer]:
 async def api(server: FakeDevinServer) -> AsyncIterator[Api]:
     async with aiohttp.ClientSession() as http:
         yield Api(http, server)
+
+
+@contextlib.asynccontextmanager
+async def serving(**options: Any) -> AsyncIterator[Api]:
+    """A fake server built with ``options`` and a plain HTTP client for it."""
+    async with (
+        FakeDevinServer(api_key=KEY, org_id=ORG, **options) as fake,
+        aiohttp.ClientSession() as http,
+    ):
+        yield Api(http, fake)
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Wait (at most 5 s) for ``condition``."""
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out waiting until {what}")
+
+
+def hung_up(server: FakeDevinServer) -> bool:
+    """Tell whether the server saw every client connection close."""
+    runner = server._runner
+    assert runner is not None
+    assert runner.server is not None
+    return all(handler.transport is None for handler in runner.server.connections)
 
 
 def problem(status: int, title: str, detail: str, path: str) -> dict[str, Any]:
@@ -788,8 +820,264 @@ async def test_server_rate_limit_answers_429_beyond_the_rate() -> None:
         statuses = [(await api("GET", SESSIONS)) for _ in range(3)]
     assert [r.status for r in statuses] == [200, 200, 429]
     assert statuses[2].headers["Retry-After"] == "1"
+    assert fake.rate_limited == Counter({"list_sessions": 1})
     with pytest.raises(ValueError, match="positive"):
         FakeDevinServer(rate_limit=0)
+
+
+# --------------------------------------------------------------------------- real-server quirks
+
+
+@pytest.mark.parametrize("cancel", [False, True], ids=["default-keeps-working", "cancel"])
+async def test_a_create_the_client_gave_up_on_still_happens_unless_cancelled(
+    cancel: bool,
+) -> None:
+    gate = asyncio.Event()
+    async with serving(handler_cancellation=cancel) as api:
+        api.server.inject("slow", route="create_session", gate=gate)
+        with pytest.raises(TimeoutError):
+            await api(
+                "POST", SESSIONS, json={"prompt": "p"}, timeout=aiohttp.ClientTimeout(total=0.05)
+            )
+        await until(lambda: hung_up(api.server), "the server saw the client hang up")
+        if cancel:  # the hang-up cancels the handler
+            await asyncio.wait_for(api.server.wait_idle(), 5)
+        assert api.server.in_flight == (0 if cancel else 1)
+        idle = asyncio.create_task(api.server.wait_idle())
+        await asyncio.sleep(0.01)
+        assert idle.done() == cancel  # the orphaned handler waits for its gate
+        gate.set()
+        await asyncio.wait_for(idle, 5)
+        assert api.server.in_flight == 0
+        assert api.server.sessions_created == len(api.server.sessions) == (0 if cancel else 1)
+        assert api.server.count_status(200, "create_session") == (0 if cancel else 1)
+
+
+async def test_close_ends_handlers_whose_client_hung_up() -> None:
+    async with serving() as api:
+        api.server.inject("slow", route="create_session", gate=asyncio.Event())  # never set
+        with pytest.raises(TimeoutError):
+            await api(
+                "POST", SESSIONS, json={"prompt": "p"}, timeout=aiohttp.ClientTimeout(total=0.05)
+            )
+        await until(lambda: hung_up(api.server), "the server saw the client hang up")
+        handling = set(api.server._handling)
+        assert len(handling) == api.server.in_flight == 1
+        await asyncio.wait_for(api.server.close(), 5)
+        assert all(task.done() for task in handling)
+        assert api.server.in_flight == 0
+        assert api.server.sessions_created == 0
+        await asyncio.sleep(0)  # let aiohttp's connection task see its handler end
+        assert not [t for t in asyncio.all_tasks() if "RequestHandler" in repr(t.get_coro())]
+    await asyncio.wait_for(api.server.wait_idle(), 5)  # nothing left: returns at once
+
+
+async def test_list_lag_reads_leaves_a_new_session_out_of_lists_only() -> None:
+    async with serving(list_lag_reads=2) as api:
+        session_id = (await api.create(tags=["a"]))["session_id"]
+        unrelated = await api("GET", SESSIONS, params={"tags": "b"})  # does not count
+        assert unrelated.body["items"] == []
+        assert (await api("GET", f"{SESSIONS}/{session_id}")).status == 200  # never lagged
+        for path in (SESSIONS, ENTERPRISE):  # both scopes lag, and both count
+            lagging = await api("GET", path)
+            assert (lagging.body["items"], lagging.body["total"]) == ([], 0)
+        listed = await api("GET", SESSIONS, params={"tags": "a"})
+        assert [i["session_id"] for i in listed.body["items"]] == [session_id]
+        assert listed.body["total"] == 1
+        api.server.quirks.list_lag_reads = 1  # sessions listed before stay listed
+        assert (await api("GET", ENTERPRISE)).body["total"] == 1
+
+
+async def test_list_lag_seconds_holds_with_the_reads_and_can_change_any_time(api: Api) -> None:
+    api.server.quirks.list_lag_seconds = 3600.0
+    api.server.quirks.list_lag_reads = 1
+    session_id = (await api.create())["session_id"]
+    for _ in range(3):
+        assert (await api("GET", SESSIONS)).body["items"] == []
+    api.server.quirks.list_lag_seconds = 0.0
+    listed = (await api("GET", SESSIONS)).body["items"]
+    assert [i["session_id"] for i in listed] == [session_id]
+
+
+async def test_allowed_tags_refuse_other_tags_with_a_422_naming_them() -> None:
+    async with serving(allowed_tags=["ci", "nightly"]) as api:
+        marker = "devin-async-create:0123"
+        refused = await api("POST", SESSIONS, json={"prompt": "p", "tags": ["ci", marker]})
+        assert refused.status == 422
+        assert refused.headers["Content-Type"].startswith("application/json")
+        assert refused.body == {
+            "detail": [
+                {
+                    "type": "value_error",
+                    "loc": ["body", "tags", 1],
+                    "msg": f"Tag '{marker}' is not in the organization's allowed tags",
+                    "input": marker,
+                }
+            ]
+        }
+        assert (api.server.sessions_created, api.server.sessions) == (0, {})
+        session_id = (await api.create(tags=["ci"]))["session_id"]
+        url = f"{ENTERPRISE}/{session_id}/tags"
+        for method in ("POST", "PUT"):
+            reply = await api(method, url, json={"tags": ["nightly", "x", "y"]})
+            assert reply.status == 422, method
+            assert [e["loc"] for e in reply.body["detail"]] == [
+                ["body", "tags", 1],
+                ["body", "tags", 2],
+            ]
+        assert api.server.sessions[session_id].tags == ["ci"]
+        assert (await api("PUT", url, json={"tags": ["nightly"]})).body == {"tags": ["nightly"]}
+        api.server.quirks.allowed_tags = None
+        assert (await api("POST", url, json={"tags": ["x"]})).body == {"tags": ["nightly", "x"]}
+
+
+async def test_an_ignored_filter_answers_as_if_it_were_absent(api: Api) -> None:
+    mine = (await api.create(tags=["mine"]))["session_id"]
+    theirs = (await api.create(tags=["theirs"]))["session_id"]
+    api.server.quirks.ignored_filters = {"tags", "created_after"}
+    reply = await api("GET", SESSIONS, params={"tags": "mine"})
+    assert {i["session_id"] for i in reply.body["items"]} == {mine, theirs}
+    unread = await api("GET", SESSIONS, params={"created_after": "yesterday"})  # not even checked
+    assert unread.status == 200
+    only = await api("GET", SESSIONS, params={"session_ids": mine})  # other filters still work
+    assert [i["session_id"] for i in only.body["items"]] == [mine]
+    async with DevinClient(KEY, org_id=ORG, base_url=api.server.url) as client:
+        found = [s.session_id async for s in client.list_sessions(tags=["mine"])]
+    assert found == [theirs, mine]  # a client must check the tag itself
+    assert ("tags", "mine") in api.server.requests[-1].query
+
+
+async def test_comma_array_encoding_reads_the_last_value_split_on_commas(api: Api) -> None:
+    a, b, c = [(await api.create(tags=[tag]))["session_id"] for tag in "abc"]
+    api.server.quirks.array_encoding = "comma"
+
+    async def listed(params: list[tuple[str, str]]) -> set[str]:
+        reply = await api("GET", SESSIONS, params=params)
+        assert reply.status == 200, params
+        return {i["session_id"] for i in reply.body["items"]}
+
+    assert await listed([("tags", "a"), ("tags", "b")]) == {b}
+    assert await listed([("tags", "a,c")]) == {a, c}
+    assert await listed([("session_ids", f"{a},{b}")]) == {a, b}
+    assert await listed([("origins", "slack,api")]) == {a, b, c}
+    async with DevinClient(KEY, org_id=ORG, base_url=api.server.url) as client:
+        found = [s.session_id async for s in client.list_sessions(tags=["a", "b"])]
+    assert found == [b]
+    api.server.quirks.array_encoding = "repeat"
+    assert await listed([("tags", "a"), ("tags", "b")]) == {a, b}
+    assert await listed([("tags", "a,c")]) == set()  # one tag named "a,c"
+
+
+async def test_random_429_is_drawn_from_the_seed_and_counted_per_route() -> None:
+    async def pattern(seed: int) -> list[int]:
+        async with serving(seed=seed, random_429=0.5, random_429_retry_after="2") as api:
+            replies = [await api("GET", SESSIONS) for _ in range(20)]
+            limited = [r for r in replies if r.status == 429]
+            assert {r.headers["Retry-After"] for r in limited} == {"2"}
+            assert limited[0].body["detail"] == "Rate limit exceeded"
+            assert api.server.rate_limited == Counter({"list_sessions": len(limited)})
+            return [r.status for r in replies]
+
+    first = await pattern(5)
+    assert first == await pattern(5)
+    assert set(first) == {200, 429}
+
+
+async def test_random_429_joins_the_bucket_and_injected_429s(api: Api) -> None:
+    api.server.inject("rate_limit", route="get_session")
+    assert (await api("GET", f"{SESSIONS}/devin-x")).status == 429
+    api.server.quirks.random_429 = 1.0
+    always = await api("POST", SESSIONS, json={"prompt": "p"})
+    assert (always.status, always.headers.get("Retry-After")) == (429, None)
+    assert api.server.sessions_created == 0
+    assert api.server.rate_limited == Counter({"get_session": 1, "create_session": 1})
+    api.server.quirks.random_429 = 0.0
+    assert (await api("GET", SESSIONS)).status == 200
+    assert api.server.rate_limited == Counter({"get_session": 1, "create_session": 1})
+
+
+async def test_unknown_devin_mode_is_a_422_enum_error(api: Api) -> None:
+    reply = await api("POST", SESSIONS, json={"prompt": "p", "devin_mode": "turbo"})
+    assert reply.status == 422
+    expected = "'normal', 'fast', 'lite', 'ultra' or 'fusion'"
+    assert reply.body["detail"] == [
+        {
+            "type": "enum",
+            "loc": ["body", "devin_mode"],
+            "msg": f"Input should be {expected}",
+            "input": "turbo",
+            "ctx": {"expected": expected},
+        }
+    ]
+    assert (await api("POST", SESSIONS, json={"prompt": "p", "devin_mode": 1})).status == 422
+    for mode in ("normal", "fast", "lite", "ultra", "fusion", None):
+        await api.create(devin_mode=mode)
+    assert api.server.sessions_created == 6
+
+
+async def test_unknown_platform_is_a_400_listing_the_platform_labels() -> None:
+    async with serving(platforms=["linux", "Windows-ARM"]) as api:
+        reply = await api("POST", SESSIONS, json={"prompt": "p", "platform": "macos"})
+        assert reply.status == 400
+        assert reply.headers["Content-Type"].startswith("application/problem+json")
+        assert (reply.body["title"], reply.body["instance"]) == ("Bad Request", SESSIONS)
+        assert reply.body["detail"] == (
+            "Unknown platform 'macos'; available platforms: linux, Windows-ARM"
+        )
+        assert reply.body["available_platforms"] == ["linux", "Windows-ARM"]
+        assert api.server.sessions_created == 0
+        for platform in ("LINUX", "windows-arm", "inherit", "Default", None):
+            await api.create(platform=platform)
+        assert api.server.sessions_created == 5
+        typed = await api("POST", SESSIONS, json={"prompt": "p", "platform": 3})
+        assert (typed.status, typed.body["detail"][0]["type"]) == (422, "string_type")
+    assert FakeDevinServer().quirks.platforms == ("linux", "windows")
+
+
+def test_quirks_default_to_a_production_like_server() -> None:
+    quirks = FakeDevinServer().quirks
+    assert quirks == Quirks()
+    assert quirks.handler_cancellation is False
+    assert (quirks.list_lag_reads, quirks.list_lag_seconds) == (0, 0.0)
+    assert (quirks.allowed_tags, quirks.ignored_filters, quirks.array_encoding) == (
+        None,
+        (),
+        "repeat",
+    )
+    assert (quirks.random_429, quirks.random_429_retry_after) == (0.0, None)
+    built = FakeDevinServer(ignored_filters=["tags", "tags"], allowed_tags={"ci"}).quirks
+    assert (built.ignored_filters, built.allowed_tags) == (("tags",), ("ci",))
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"array_encoding": "csv"}, ValueError),
+        ({"random_429": 1.5}, ValueError),
+        ({"random_429": -0.1}, ValueError),
+        ({"random_429": math.nan}, ValueError),
+        ({"list_lag_reads": -1}, ValueError),
+        ({"list_lag_seconds": -1.0}, ValueError),
+        ({"ignored_filters": ["tag"]}, ValueError),
+        ({"ignored_filters": "tags"}, TypeError),
+        ({"allowed_tags": "ci"}, TypeError),
+        ({"platforms": [1]}, TypeError),
+    ],
+    ids=lambda value: str(value) if not isinstance(value, type) else value.__name__,
+)
+def test_invalid_quirks_are_refused(options: dict[str, Any], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        FakeDevinServer(**options)
+
+
+def test_quirk_assignments_are_validated() -> None:
+    quirks = FakeDevinServer().quirks
+    with pytest.raises(ValueError, match="unknown list filters"):
+        quirks.ignored_filters = {"tagz"}  # type: ignore[assignment]
+    with pytest.raises(ValueError, match="random_429"):
+        quirks.random_429 = 2.0
+    quirks.allowed_tags = ["a", "b", "a"]  # type: ignore[assignment]
+    assert quirks.allowed_tags == ("a", "b")
 
 
 # --------------------------------------------------------------------------- recording

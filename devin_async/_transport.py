@@ -31,11 +31,25 @@ __all__ = ["MAX_RESPONSE_BYTES", "Transport", "user_agent"]
 # A list page of 200 full sessions is ~250 KB; 16 MiB leaves ample room for large
 # structured outputs while still bounding what one response can make us hold.
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+# How much of a foreign error's message ours quotes (a parser's can quote a whole line).
+_DESCRIPTION = 300
 
 
 def user_agent(version: str) -> str:
     """Return the User-Agent sent with every request."""
     return f"devin-async/{version} aiohttp/{aiohttp.__version__} python/{platform.python_version()}"
+
+
+def _secrets(headers: Mapping[str, str]) -> tuple[str, ...]:
+    """The Authorization value and its credential, longest first (replaced in that order)."""
+    found: set[str] = set()
+    for name, value in headers.items():
+        if name.lower() == "authorization" and value:
+            found.add(value)
+            credential = value.partition(" ")[2].strip()
+            if credential:
+                found.add(credential)
+    return tuple(sorted(found, key=len, reverse=True))
 
 
 def _too_large(resp: aiohttp.ClientResponse, limit: int) -> ResponseValidationError:
@@ -114,6 +128,8 @@ class Transport:
             CIMultiDict({**headers, "Content-Type": "application/json"})
         )
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        # Header values that no error message may quote (a foreign error could echo one).
+        self._secrets = _secrets(headers)
         self._session = session
         self._owned = session is None
         self._max_connections = max_connections
@@ -153,6 +169,9 @@ class Transport:
         session = self._client_session()
         url = self._base_url + request.path
         client_timeout = self._timeout
+        # Every error is built inside its handler but raised after the try statement:
+        # aiohttp's exceptions keep the request's headers (the Authorization header),
+        # so none of them may become the __cause__ or __context__ of ours.
         try:
             async with session.request(
                 request.method,
@@ -165,35 +184,45 @@ class Transport:
             ) as resp:
                 body = await _read_body(resp, self._max_response_bytes)
                 return Response(resp.status, resp.headers, body)
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise APITimeoutError(
+        except aiohttp.ConnectionTimeoutError:
+            error: APIConnectionError = APITimeoutError(
                 f"timed out connecting for {request.method} {url}",
                 method=request.method,
                 url=url,
                 request_sent=False,
-            ) from exc
-        except TimeoutError as exc:
-            raise APITimeoutError(
+            )
+        except TimeoutError:
+            error = APITimeoutError(
                 f"{request.method} {url} timed out after {client_timeout.total}s",
                 method=request.method,
                 url=url,
                 request_sent=True,
-            ) from exc
+            )
         except aiohttp.ClientConnectorError as exc:
             # Failed before a connection existed: nothing was sent.
-            raise APIConnectionError(
-                f"cannot connect for {request.method} {url}: {exc.os_error}",
+            error = APIConnectionError(
+                f"cannot connect for {request.method} {url}: {self._describe(exc.os_error)}",
                 method=request.method,
                 url=url,
                 request_sent=False,
-            ) from exc
+            )
         except (aiohttp.ClientError, OSError) as exc:
-            raise APIConnectionError(
-                f"{request.method} {url} failed: {type(exc).__name__}: {exc}",
+            error = APIConnectionError(
+                f"{request.method} {url} failed: {self._describe(exc)}",
                 method=request.method,
                 url=url,
                 request_sent=True,
-            ) from exc
+            )
+        raise error
+
+    def _describe(self, exc: BaseException) -> str:
+        """The type and message of a foreign error, without any header value we send."""
+        text = str(exc)
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        if len(text) > _DESCRIPTION:
+            text = text[:_DESCRIPTION] + "..."
+        return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
     async def aclose(self) -> None:
         """Close the owned ClientSession; a borrowed one is left open."""

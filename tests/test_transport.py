@@ -170,7 +170,15 @@ async def test_aiohttp_errors_are_translated(
     assert type(err) is expected
     assert err.request_sent is request_sent
     assert (err.method, err.url) == ("GET", BASE + PATH)
-    assert err.__cause__ is original
+    # Never chained: aiohttp errors keep the request headers; the message names it.
+    assert err.__cause__ is None
+    assert err.__context__ is None
+    if isinstance(err, APITimeoutError):
+        assert "timed out" in str(err)
+    elif isinstance(original, aiohttp.ClientConnectorError):
+        assert f"cannot connect for GET {BASE}{PATH}: ConnectionRefusedError" in str(err)
+    else:
+        assert f"GET {BASE}{PATH} failed: {type(original).__name__}" in str(err)
     assert "cog_test_key" not in str(err)
 
 
@@ -324,3 +332,46 @@ async def test_refused_port_is_a_connection_error_before_sending() -> None:
     assert type(info.value) is APIConnectionError
     assert info.value.request_sent is False
     assert info.value.url == f"http://127.0.0.1:{port}{PATH}"
+
+
+# ------------------------------------------------------------------ messages of foreign errors
+
+
+@pytest.mark.parametrize(
+    ("headers", "echoed"),
+    [
+        (HEADERS, "got Bearer cog_test_key back"),
+        (HEADERS, "got cog_test_key back"),
+        ({"authorization": "cog_bare_key", "Accept": "application/json"}, "got cog_bare_key"),
+    ],
+    ids=["bearer-value", "bare-credential", "no-scheme"],
+)
+async def test_a_foreign_message_never_quotes_the_credential(
+    mock_http: aioresponses, headers: dict[str, str], echoed: str
+) -> None:
+    transport = Transport(BASE, headers, 10.0)
+    mock_http.get(BASE + PATH, exception=aiohttp.ClientPayloadError(echoed))
+    try:
+        with pytest.raises(APIConnectionError) as info:
+            await transport.send(GET)
+    finally:
+        await transport.aclose()
+    assert "cog_" not in str(info.value)
+    assert "got *** back" in str(info.value) or str(info.value).endswith("got ***")
+
+
+async def test_a_long_foreign_message_is_cut(mock_http: aioresponses, transport: Transport) -> None:
+    mock_http.get(BASE + PATH, exception=aiohttp.ClientPayloadError("x" * 5000))
+    with pytest.raises(APIConnectionError) as info:
+        await transport.send(GET)
+    assert str(info.value).endswith("x" * 300 + "...")
+    assert len(str(info.value)) < 500
+
+
+async def test_a_foreign_error_without_a_message_is_named(
+    mock_http: aioresponses, transport: Transport
+) -> None:
+    mock_http.get(BASE + PATH, exception=aiohttp.ClientOSError())
+    with pytest.raises(APIConnectionError) as info:
+        await transport.send(GET)
+    assert str(info.value) == f"GET {BASE}{PATH} failed: ClientOSError"

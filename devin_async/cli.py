@@ -33,6 +33,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import shutil
 import signal
@@ -40,7 +41,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import attrs
 
@@ -59,7 +60,7 @@ from ._errors import (
 from ._follow import SessionUpdate
 from ._models import DevinMode, Message, Session, SessionOrigin
 from ._version import __version__
-from .testing import FakeDevinServer, Step
+from .testing import _LIST_FILTERS, FakeDevinServer, Step
 
 __all__ = [
     "EXIT_AUTH",
@@ -77,6 +78,7 @@ __all__ = [
     "describe_error",
     "dumps",
     "fake_env",
+    "fake_server_options",
     "fake_timeline",
     "format_age",
     "format_duration",
@@ -325,6 +327,24 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
+_N = TypeVar("_N", int, float)
+
+
+def _number(kind: Callable[[str], _N], what: str, ok: Callable[[_N], bool]) -> Callable[[str], _N]:
+    """Return an argparse type reading ``kind(text)`` that ``ok`` accepts, e.g. a probability."""
+
+    def parse(text: str) -> _N:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return parse
+
+
 def _port(text: str) -> int:
     if not text.isdigit() or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"expected a TCP port (0-65535), got {text!r}")
@@ -555,16 +575,36 @@ async def _terminate(client: DevinClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def fake_server_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Return the ``FakeDevinServer`` keywords of the ``fake-server`` flags that were given."""
+    given = {
+        "rate_limit": args.rate_limit,
+        "random_429": args.random_429,
+        "allowed_tags": args.allowed_tag,
+        "ignored_filters": args.ignore_filter,
+        "array_encoding": args.array_encoding,
+        "list_lag_reads": args.list_lag_reads,
+        "list_lag_seconds": args.list_lag_seconds,
+        "handler_cancellation": args.cancel_handlers or None,
+    }
+    return {name: value for name, value in given.items() if value is not None}
+
+
 async def serve_fake(
     *,
     port: int = 0,
     org_id: str = FAKE_ORG_ID,
     as_json: bool = False,
     stop: asyncio.Event,
+    options: Mapping[str, Any] | None = None,
 ) -> int:
-    """Run ``FakeDevinServer`` on 127.0.0.1 until ``stop`` is set; print how to use it first."""
+    """Run ``FakeDevinServer`` on 127.0.0.1 until ``stop`` is set; print how to use it first.
+
+    ``options`` are more ``FakeDevinServer`` keywords, e.g. ``{"random_429": 0.1}``.
+    """
     counter = iter(range(1, sys.maxsize))
-    server = FakeDevinServer(api_key=FAKE_API_KEY, org_id=org_id, port=port)
+    options = dict(options or {})
+    server = FakeDevinServer(api_key=FAKE_API_KEY, org_id=org_id, port=port, **options)
     server.timeline_factory = lambda body: fake_timeline(next(counter))
     try:
         await server.start()
@@ -578,6 +618,9 @@ async def serve_fake(
             file=sys.stderr,
             flush=True,
         )
+        if options:
+            shown = ", ".join(f"{name}={value!r}" for name, value in options.items())
+            print(f"real-server behaviours: {shown}", file=sys.stderr, flush=True)
         await stop.wait()
     finally:
         served = (
@@ -593,7 +636,11 @@ async def _fake_server(args: argparse.Namespace) -> int:
     with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows loops
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     return await serve_fake(
-        port=args.port, org_id=args.org_id or FAKE_ORG_ID, as_json=args.json, stop=stop
+        port=args.port,
+        org_id=args.org_id or FAKE_ORG_ID,
+        as_json=args.json,
+        stop=stop,
+        options=fake_server_options(args),
     )
 
 
@@ -746,6 +793,54 @@ def build_parser() -> argparse.ArgumentParser:
     fake.add_argument("--port", type=_port, default=0, help="TCP port (default: a free one)")
     fake.add_argument(
         "--host", choices=["127.0.0.1"], default="127.0.0.1", help="only 127.0.0.1 is served"
+    )
+    behave = fake.add_argument_group("real-server behaviours (default: none)")
+    behave.add_argument(
+        "--rate-limit",
+        type=_number(float, "a positive number of requests per second", lambda v: 0 < v < math.inf),
+        metavar="N",
+        help="answer 429 beyond N requests per second (a token bucket)",
+    )
+    behave.add_argument(
+        "--random-429",
+        type=_number(float, "a probability between 0 and 1", lambda v: 0 <= v <= 1),
+        metavar="P",
+        help="answer any request 429 with probability P",
+    )
+    behave.add_argument(
+        "--allowed-tag",
+        action="append",
+        metavar="T",
+        help="allow only tag T (repeatable); other tags are refused with 422",
+    )
+    behave.add_argument(
+        "--ignore-filter",
+        action="append",
+        choices=sorted(_LIST_FILTERS),
+        metavar="NAME",
+        help="ignore the list filter NAME, e.g. tags (repeatable)",
+    )
+    behave.add_argument(
+        "--array-encoding",
+        choices=["repeat", "comma"],
+        help="read array filters as repeated keys (tags=a&tags=b) or comma-joined (tags=a,b)",
+    )
+    behave.add_argument(
+        "--list-lag-reads",
+        type=_number(int, "a non-negative integer", lambda v: v >= 0),
+        metavar="N",
+        help="leave a new session out of the first N lists it matches",
+    )
+    behave.add_argument(
+        "--list-lag-seconds",
+        type=_number(float, "a non-negative number of seconds", lambda v: 0 <= v < math.inf),
+        metavar="S",
+        help="leave a new session out of lists for S seconds",
+    )
+    behave.add_argument(
+        "--cancel-handlers",
+        action="store_true",
+        help="cancel a request's handling when its client hangs up (default: finish it)",
     )
 
     demo_parser = command("demo", "fan out sessions against a fake API, with live progress", _demo)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from datetime import datetime
 from typing import Any, TypeVar
 
+import aiohttp
 import pytest
 
 from devin_async import (
@@ -320,6 +321,15 @@ def test_list_options_become_list_sessions_keywords() -> None:
         ["wait", "devin-1", "--timeout", "soon"],
         ["fake-server", "--host", "192.0.2.1"],
         ["fake-server", "--port", "70000"],
+        ["fake-server", "--rate-limit", "0"],
+        ["fake-server", "--rate-limit", "inf"],
+        ["fake-server", "--random-429", "1.5"],
+        ["fake-server", "--random-429", "often"],
+        ["fake-server", "--ignore-filter", "tag"],
+        ["fake-server", "--array-encoding", "csv"],
+        ["fake-server", "--list-lag-reads", "-1"],
+        ["fake-server", "--list-lag-reads", "1.5"],
+        ["fake-server", "--list-lag-seconds", "nan"],
         ["create"],
         ["get", "devin-1", "--api-key", "cog_x"],  # never a flag: it would show in ps
     ],
@@ -667,6 +677,63 @@ def test_demo_real_without_a_key_never_touches_the_network(
 def test_fake_server_options() -> None:
     args = parse("fake-server", "--port", "8123", "--org-id", "org-dev")
     assert (args.port, args.host, args.org_id) == (8123, "127.0.0.1", "org-dev")
+    assert cli.fake_server_options(args) == {}  # the fake's own defaults
+
+
+def test_fake_server_real_server_behaviour_flags() -> None:
+    args = parse(
+        "fake-server",
+        *("--rate-limit", "2.5", "--random-429", "0.1"),
+        *("--allowed-tag", "ci", "--allowed-tag", "nightly"),
+        *("--ignore-filter", "tags", "--ignore-filter", "origins"),
+        *("--array-encoding", "comma", "--list-lag-reads", "2", "--list-lag-seconds", "0.5"),
+        "--cancel-handlers",
+    )
+    options = cli.fake_server_options(args)
+    assert options == {
+        "rate_limit": 2.5,
+        "random_429": 0.1,
+        "allowed_tags": ["ci", "nightly"],
+        "ignored_filters": ["tags", "origins"],
+        "array_encoding": "comma",
+        "list_lag_reads": 2,
+        "list_lag_seconds": 0.5,
+        "handler_cancellation": True,
+    }
+    quirks = FakeDevinServer(**options).quirks  # every flag is a FakeDevinServer keyword
+    assert (quirks.allowed_tags, quirks.handler_cancellation) == (("ci", "nightly"), True)
+    zero = cli.fake_server_options(parse("fake-server", "--random-429", "0"))
+    assert zero == {"random_429": 0.0}
+
+
+async def test_serve_fake_applies_the_real_server_behaviours(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    stop = asyncio.Event()
+    options = {"allowed_tags": ["ci"], "list_lag_reads": 1}
+    serving = asyncio.create_task(cli.serve_fake(stop=stop, as_json=True, options=options))
+    for _ in range(200):
+        await asyncio.sleep(0.01)
+        out, err = capsys.readouterr()
+        if out:
+            break
+    assert "real-server behaviours: allowed_tags=['ci'], list_lag_reads=1" in err
+    url = json.loads(out)["url"]
+    sessions = f"{url}/v3/organizations/{cli.FAKE_ORG_ID}/sessions"
+    headers = {"Authorization": f"Bearer {cli.FAKE_API_KEY}"}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        async with http.post(sessions, json={"prompt": "p", "tags": ["x"]}) as refused:
+            assert refused.status == 422
+        async with http.post(sessions, json={"prompt": "p", "tags": ["ci"]}) as created:
+            assert created.status == 200
+        totals = []
+        for _ in range(2):
+            async with http.get(sessions) as listed:
+                totals.append((await listed.json())["total"])
+    assert totals == [0, 1]
+    stop.set()
+    assert await serving == 0
+    assert "served 4 requests; sessions created: 1" in capsys.readouterr().err
 
 
 async def test_serve_fake_prints_how_to_use_it_and_serves_until_stopped(
@@ -761,7 +828,7 @@ async def test_process_commands_and_exit_codes() -> None:
 
 
 async def test_process_fake_server_prints_its_url_first_and_serves() -> None:
-    process = await spawn("fake-server", env=cli_env(None))
+    process = await spawn("fake-server", "--list-lag-reads", "1", env=cli_env(None))
     try:
         assert process.stdout is not None
         url = (await asyncio.wait_for(process.stdout.readline(), 10)).decode().strip()
@@ -773,11 +840,17 @@ async def test_process_fake_server_prints_its_url_first_and_serves() -> None:
         code, out, _ = await run_process("--json", "create", "hello", env=env)
         assert code == 0
         assert json.loads(out)["status"] == "claimed"
+        code, out, _ = await run_process("--json", "list", env=env)
+        assert (code, out) == (0, "")  # --list-lag-reads 1: the new session lags one list
+        code, out, _ = await run_process("--json", "list", env=env)
+        assert code == 0
+        assert len(out.splitlines()) == 1
     finally:
         process.terminate()
         _, err = await asyncio.wait_for(process.communicate(), 10)
     assert process.returncode == 0
     assert "served" in err.decode()
+    assert "real-server behaviours: list_lag_reads=1" in err.decode()
 
 
 async def test_process_ctrl_c_exits_130_without_a_traceback() -> None:

@@ -4,7 +4,7 @@
 
     DevinError
     ├── ConfigurationError          bad client settings (also a ValueError)
-    ├── ClientClosedError           the client was used after aclose() (also a RuntimeError)
+    ├── ClientClosedError           used after aclose(), or from another event loop (a RuntimeError)
     ├── APIConnectionError          no usable response (DNS, refused, reset)
     │   └── APITimeoutError         per-request timeout
     ├── APIStatusError              .status_code .body .headers .request_id .method .url
@@ -95,7 +95,12 @@ class ConfigurationError(DevinError, ValueError):
 
 
 class ClientClosedError(DevinError, RuntimeError):
-    """The client was used after ``aclose()``."""
+    """The client cannot send any more.
+
+    It was closed with ``aclose()``, its borrowed ``aiohttp.ClientSession`` was closed by
+    its owner, or it was used from an event loop other than the one it first ran in (a
+    client reused from a second ``asyncio.run``: create one per ``asyncio.run``).
+    """
 
 
 class APIConnectionError(DevinError):

@@ -7,12 +7,18 @@ never be forwarded to another host. TLS verification is aiohttp's default and is
 turned off. A response body larger than ``max_response_bytes`` is refused with
 ``ResponseValidationError`` without being read to the end, so a broken or hostile
 server cannot make the client hold an unbounded body in memory.
+
+An owned ClientSession belongs to the event loop it was created in. It is closed when
+that loop finalizes its async generators (the end of ``asyncio.run``) even without
+``aclose()``, and a use from any other loop is refused with ``ClientClosedError``
+instead of aiohttp's "Event loop is closed" and unclosed-connector warnings.
 """
 
 from __future__ import annotations
 
+import asyncio
 import platform
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -38,6 +44,27 @@ _DESCRIPTION = 300
 def user_agent(version: str) -> str:
     """Return the User-Agent sent with every request."""
     return f"devin-async/{version} aiohttp/{aiohttp.__version__} python/{platform.python_version()}"
+
+
+_OTHER_LOOP = (
+    "this DevinClient is bound to the event loop it first ran in, and that loop {state}; "
+    "create one DevinClient per asyncio.run (or use `async with DevinClient() as client:` "
+    "inside it)"
+)
+
+
+async def _close_with_its_loop(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
+    """Close ``session`` when this generator is closed.
+
+    Started once in the loop that owns the session, the generator is registered with
+    that loop (``sys.set_asyncgen_hooks``), which closes it, and so the session, when it
+    shuts down its async generators: ``asyncio.run`` does at its end. That closes the
+    pooled connections while their loop still runs, so nothing warns about them later.
+    """
+    try:
+        yield
+    finally:
+        await session.close()
 
 
 def _secrets(headers: Mapping[str, str]) -> tuple[str, ...]:
@@ -135,6 +162,9 @@ class Transport:
         self._max_connections = max_connections
         self._max_response_bytes = max_response_bytes
         self._closed = False
+        # The loop of the first use, and the closer of an owned session (see above).
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closer: AsyncGenerator[None, None] | None = None
 
     @property
     def closed(self) -> bool:
@@ -144,15 +174,52 @@ class Transport:
         """Return the absolute URL of a request (without its query)."""
         return self._base_url + request.path
 
-    def _client_session(self) -> aiohttp.ClientSession:
+    async def _usable_session(self) -> aiohttp.ClientSession:
+        """The session to send with, created on first use; else why there is none.
+
+        Raises:
+            ClientClosedError: the transport was closed, its borrowed session was closed
+                by its owner, or this is not the event loop it first ran in.
+        """
         if self._closed:
             raise ClientClosedError("the DevinClient is closed; create a new one")
+        loop = asyncio.get_running_loop()
+        first = self._loop
+        if first is not None and first is not loop:
+            if first.is_closed():
+                await self._drop_session()
+                raise ClientClosedError(_OTHER_LOOP.format(state="is closed"))
+            raise ClientClosedError(_OTHER_LOOP.format(state="is another one"))
         session = self._session
         if session is None:
             # Created lazily, inside the running loop, on first use.
             connector = aiohttp.TCPConnector(limit=self._max_connections)
             session = self._session = aiohttp.ClientSession(connector=connector)
+            self._loop = loop
+            self._closer = _close_with_its_loop(session)
+            await self._closer.asend(None)
+            return session
+        if session.closed:
+            if self._owned:
+                raise ClientClosedError(
+                    "the DevinClient's aiohttp session was closed when its event loop shut "
+                    "down; create a new DevinClient"
+                )
+            raise ClientClosedError(
+                "the borrowed aiohttp.ClientSession was closed by its owner; keep it open "
+                "until the DevinClient is closed"
+            )
+        self._loop = loop
         return session
+
+    async def _drop_session(self) -> None:
+        """Close the owned session, if its loop is this one or is closed."""
+        closer, self._closer = self._closer, None
+        self._session = None
+        if closer is not None:
+            # After asyncio.run the closer already ran; otherwise, with the loop closed,
+            # aiohttp's connector drops its connections without touching that loop.
+            await closer.aclose()
 
     async def send(self, request: Request) -> Response:
         """Send one request and read the whole response.
@@ -163,10 +230,13 @@ class Transport:
         Raises:
             APIConnectionError: no response (``request_sent`` False if never sent).
             APITimeoutError: the timeout passed first.
-            ClientClosedError: the transport was closed.
+            ClientClosedError: the transport was closed, its borrowed session was closed
+                by its owner, or this is not the event loop it first ran in.
             ResponseValidationError: the body is larger than ``max_response_bytes``.
         """
-        session = self._client_session()
+        session = self._session
+        if session is None or self._loop is not asyncio.get_running_loop() or session.closed:
+            session = await self._usable_session()
         url = self._base_url + request.path
         client_timeout = self._timeout
         # Every error is built inside its handler but raised after the try statement:
@@ -206,12 +276,22 @@ class Transport:
                 url=url,
                 request_sent=False,
             )
-        except (aiohttp.ClientError, OSError) as exc:
+        except (aiohttp.ClientError, OSError, RuntimeError) as exc:
             error = APIConnectionError(
                 f"{request.method} {url} failed: {self._describe(exc)}",
                 method=request.method,
                 url=url,
                 request_sent=True,
+            )
+        except ValueError as exc:
+            # aiohttp refused a value before writing the request (a header value with a
+            # control character): its message may quote the value, so only its type.
+            error = APIConnectionError(
+                f"{request.method} {url} was not sent: {type(exc).__name__} "
+                "(aiohttp refused a request value; the value is not shown)",
+                method=request.method,
+                url=url,
+                request_sent=False,
             )
         raise error
 
@@ -229,6 +309,9 @@ class Transport:
         if self._closed:
             return
         self._closed = True
-        session, self._session = self._session, None
-        if self._owned and session is not None:
-            await session.close()
+        first = self._loop
+        if first is None or first is asyncio.get_running_loop() or first.is_closed():
+            await self._drop_session()
+        # Else its loop runs elsewhere: the closer closes the session there when that
+        # loop ends (or when the closer is collected); it cannot be closed from here.
+        self._session = None

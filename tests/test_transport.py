@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import http.server
+import json
+import logging
 import socket
-from collections.abc import Callable
+import sys
+import threading
+import warnings
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -15,6 +22,7 @@ from aioresponses import aioresponses
 from pytest_aiohttp import AiohttpServer
 from yarl import URL
 
+from devin_async import DevinClient
 from devin_async._errors import APIConnectionError, APITimeoutError, ClientClosedError
 from devin_async._protocol import Request
 from devin_async._transport import Transport, user_agent
@@ -375,3 +383,289 @@ async def test_a_foreign_error_without_a_message_is_named(
     with pytest.raises(APIConnectionError) as info:
         await transport.send(GET)
     assert str(info.value) == f"GET {BASE}{PATH} failed: ClientOSError"
+
+
+# ------------------------------------------------------------------ foreign errors of aiohttp
+
+
+async def test_a_borrowed_session_closed_by_its_owner_is_a_clear_error(
+    mock_http: aioresponses,
+) -> None:
+    borrowed = aiohttp.ClientSession()
+    transport = Transport(BASE, HEADERS, 10.0, session=borrowed)
+    mock_http.get(BASE + PATH, body=b"{}")
+    assert (await transport.send(GET)).status == 200
+    await borrowed.close()
+    with pytest.raises(
+        ClientClosedError, match=r"borrowed aiohttp\.ClientSession was closed by its"
+    ):
+        await transport.send(GET)
+    assert len(sent_calls(mock_http, "GET", BASE + PATH)) == 1
+    await transport.aclose()
+
+
+async def test_a_borrowed_session_closed_before_first_use_is_a_clear_error() -> None:
+    borrowed = aiohttp.ClientSession()
+    await borrowed.close()
+    transport = Transport(BASE, HEADERS, 10.0, session=borrowed)
+    with pytest.raises(ClientClosedError, match="borrowed"):
+        await transport.send(GET)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["Bearer cog_test_key\r\nX-Injected: 1", "Bearer cog_test_key\x00", "Bearer cog_test_key\n"],
+    ids=["crlf", "nul", "lf"],
+)
+async def test_a_header_value_aiohttp_refuses_is_a_connection_error_never_sent(
+    aiohttp_server: AiohttpServer, value: str
+) -> None:
+    seen: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(request.path)
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_get(PATH, handler)
+    server = await aiohttp_server(app)
+    transport = Transport(f"http://{server.host}:{server.port}", {"Authorization": value}, 5.0)
+    try:
+        with pytest.raises(APIConnectionError) as info:
+            await transport.send(GET)
+    finally:
+        await transport.aclose()
+    err = info.value
+    assert type(err) is APIConnectionError
+    assert err.request_sent is False
+    assert "ValueError" in str(err)
+    assert "cog_test_key" not in str(err)
+    assert (err.__cause__, err.__context__) == (None, None)
+    assert seen == []
+
+
+@pytest.mark.parametrize(
+    ("error", "request_sent"),
+    [
+        (ValueError("bad value cog_test_key"), False),
+        (RuntimeError("Connector is closed."), True),
+        (OSError(24, "Too many open files"), True),
+    ],
+    ids=["value-error", "runtime-error", "os-error"],
+)
+async def test_other_foreign_errors_of_a_request_map_to_our_tree(
+    mock_http: aioresponses, transport: Transport, error: Exception, request_sent: bool
+) -> None:
+    mock_http.get(BASE + PATH, exception=error)
+    with pytest.raises(APIConnectionError) as info:
+        await transport.send(GET)
+    assert info.value.request_sent is request_sent
+    assert type(error).__name__ in str(info.value)
+    assert "cog_test_key" not in str(info.value)
+    assert (info.value.__cause__, info.value.__context__) == (None, None)
+
+
+async def test_a_value_error_message_is_never_quoted(
+    mock_http: aioresponses, transport: Transport
+) -> None:
+    # A ValueError of a request is about a value we passed (a header, the URL): its text
+    # may quote it, so only its type is shown.
+    mock_http.get(BASE + PATH, exception=ValueError("header 'X-Thing: private-value'"))
+    with pytest.raises(APIConnectionError) as info:
+        await transport.send(GET)
+    assert "private-value" not in str(info.value)
+
+
+async def test_cancellation_is_never_converted(
+    mock_http: aioresponses, transport: Transport
+) -> None:
+    mock_http.get(BASE + PATH, exception=asyncio.CancelledError())
+    with pytest.raises(asyncio.CancelledError):
+        await transport.send(GET)
+
+
+# ------------------------------------------------------------------ one event loop per client
+
+
+class _Keepalive(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # the connection stays in the client's pool
+    body = b"{}"
+    requests = 0
+
+    def do_GET(self) -> None:
+        type(self).requests += 1
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+@pytest.fixture
+def threaded_server(session_json: dict[str, Any]) -> Iterator[tuple[str, type[_Keepalive]]]:
+    """A keep-alive HTTP server in a thread: it outlives every event loop of a test."""
+    handler = type("Handler", (_Keepalive,), {"body": json.dumps(session_json).encode()})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def leftovers(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> Iterator[list[str]]:
+    """Every warning, unraisable exception and asyncio error log line of the test."""
+    found: list[str] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: found.append(repr(u.exc_value)))
+    caplog.set_level(logging.WARNING, logger="asyncio")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield found
+        gc.collect()
+    found += [f"{w.category.__name__}: {w.message}" for w in caught]
+    found += [r.getMessage() for r in caplog.records if r.name == "asyncio"]
+
+
+def test_a_transport_reused_from_a_second_asyncio_run_says_so_cleanly(
+    threaded_server: tuple[str, type[_Keepalive]], leftovers: list[str]
+) -> None:
+    url, handler = threaded_server
+    transport = Transport(url, HEADERS, 5.0)
+    assert asyncio.run(transport.send(GET)).status == 200
+    with pytest.raises(ClientClosedError, match="bound to the event loop it first ran in"):
+        asyncio.run(transport.send(GET))
+    with pytest.raises(ClientClosedError, match="bound to the event loop"):
+        asyncio.run(transport.send(GET))  # still refused, still clean
+    asyncio.run(transport.aclose())
+    assert transport.closed
+    assert handler.requests == 1
+    del transport
+    gc.collect()
+    assert leftovers == []
+
+
+def test_a_client_reused_from_a_second_asyncio_run_says_so_cleanly(
+    threaded_server: tuple[str, type[_Keepalive]], leftovers: list[str], session_json: Any
+) -> None:
+    url, handler = threaded_server
+    client = DevinClient("cog_test_key", org_id="org-abc", base_url=url)
+    session = asyncio.run(client.get_session(session_json["session_id"]))
+    assert session.session_id == session_json["session_id"]
+    with pytest.raises(ClientClosedError) as info:
+        asyncio.run(client.get_session(session_json["session_id"]))
+    message = str(info.value)
+    assert "bound to the event loop it first ran in" in message
+    assert "asyncio.run" in message
+    assert "async with" in message
+    assert handler.requests == 1  # the second loop sent nothing, and did not retry
+    del client
+    gc.collect()
+    assert leftovers == []
+
+
+def test_a_transport_used_from_another_loop_while_the_first_is_open(
+    threaded_server: tuple[str, type[_Keepalive]], leftovers: list[str]
+) -> None:
+    url, handler = threaded_server
+    transport = Transport(url, HEADERS, 5.0)
+    first = asyncio.new_event_loop()
+    try:
+        assert first.run_until_complete(transport.send(GET)).status == 200
+        with pytest.raises(ClientClosedError, match="bound to the event loop"):
+            asyncio.run(transport.send(GET))
+        assert (first.run_until_complete(transport.send(GET))).status == 200  # still fine there
+        first.run_until_complete(transport.aclose())
+    finally:
+        first.run_until_complete(first.shutdown_asyncgens())
+        first.close()
+    assert handler.requests == 2
+    gc.collect()
+    assert leftovers == []
+
+
+def test_a_transport_dropped_without_aclose_is_closed_when_its_loop_ends(
+    threaded_server: tuple[str, type[_Keepalive]], leftovers: list[str]
+) -> None:
+    url, _ = threaded_server
+    seen: list[aiohttp.ClientSession] = []
+
+    async def use_and_forget() -> None:
+        transport = Transport(url, HEADERS, 5.0)
+        await transport.send(GET)
+        assert transport._session is not None
+        seen.append(transport._session)
+
+    asyncio.run(use_and_forget())
+    assert seen[0].closed
+    gc.collect()
+    assert leftovers == []
+
+
+def test_aclose_from_another_loop_leaves_the_session_to_its_own_loop(
+    threaded_server: tuple[str, type[_Keepalive]], leftovers: list[str]
+) -> None:
+    url, _ = threaded_server
+    transport = Transport(url, HEADERS, 5.0)
+    first = asyncio.new_event_loop()
+    try:
+        first.run_until_complete(transport.send(GET))
+        owned = transport._session
+        assert owned is not None
+        asyncio.run(transport.aclose())  # cannot close it from here, and does not try
+        assert transport.closed
+        assert not owned.closed
+    finally:
+        first.run_until_complete(first.shutdown_asyncgens())  # its loop closes it
+        first.close()
+    assert owned.closed
+    gc.collect()
+    assert leftovers == []
+
+
+def test_a_send_after_its_loop_shut_down_its_generators_is_a_clear_error(
+    threaded_server: tuple[str, type[_Keepalive]], leftovers: list[str]
+) -> None:
+    url, _ = threaded_server
+    transport = Transport(url, HEADERS, 5.0)
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(transport.send(GET))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        with pytest.raises(ClientClosedError, match="closed when its event loop shut down"):
+            loop.run_until_complete(transport.send(GET))
+        loop.run_until_complete(transport.aclose())
+    finally:
+        loop.close()
+    gc.collect()
+    assert leftovers == []
+
+
+async def test_a_body_that_arrives_in_pieces_is_read_whole(aiohttp_server: AiohttpServer) -> None:
+    async def pieces(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        await response.write(b'{"a": "')
+        await asyncio.sleep(0.05)  # the client's first read returns only the first piece
+        await response.write(b'bc"}')
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get(PATH, pieces)
+    server = await aiohttp_server(app)
+    transport = Transport(f"http://{server.host}:{server.port}", HEADERS, 5.0)
+    try:
+        response = await transport.send(GET)
+    finally:
+        await transport.aclose()
+    assert response.body == b'{"a": "bc"}'

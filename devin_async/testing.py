@@ -39,7 +39,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from http.client import responses as _REASONS
 from types import TracebackType
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Generic, Literal, Self, TypeVar, cast, overload
 
 import attrs
 from aiohttp import web
@@ -68,6 +68,8 @@ REDACTED = "**********"
 """What the server shows instead of a session secret value."""
 
 _T = TypeVar("_T")
+_Get = TypeVar("_Get")
+_Set = TypeVar("_Set")
 _JSONObject = dict[str, Any]
 FaultKind = Literal["status", "rate_limit", "slow", "drop", "malformed"]
 _FAULT_KINDS = frozenset({"status", "rate_limit", "slow", "drop", "malformed"})
@@ -723,6 +725,23 @@ class Quirks:
             raise _Reject(400, detail, available_platforms=labels)
 
 
+class _Quirk(Generic[_Get, _Set]):
+    """A ``FakeDevinServer`` attribute that reads and (validated) writes a field of ``quirks``."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, server: None, owner: type) -> Self: ...
+    @overload
+    def __get__(self, server: FakeDevinServer, owner: type) -> _Get: ...
+    def __get__(self, server: FakeDevinServer | None, owner: type) -> Self | _Get:
+        return self if server is None else cast(_Get, getattr(server.quirks, self.name))
+
+    def __set__(self, server: FakeDevinServer, value: _Set) -> None:
+        setattr(server.quirks, self.name, value)
+
+
 # --------------------------------------------------------------------------- the server
 
 
@@ -733,7 +752,10 @@ class FakeDevinServer:
     the redacted create body; returns a timeline or None for the default), ``forbidden_keys``
     (API keys answered with 403), ``attachments_envelope`` (list attachments as
     ``{"items": [...]}`` instead of a bare array), ``service_user_id`` (stamped on sessions)
-    and every field of ``quirks`` (a ``Quirks``: how real-server-like it behaves).
+    and the real-server behaviours ``list_lag_reads``, ``list_lag_seconds``, ``allowed_tags``,
+    ``ignored_filters``, ``array_encoding``, ``random_429``, ``random_429_retry_after`` and
+    ``platforms`` (each reads and writes that field of ``quirks``, a ``Quirks``, validated;
+    so does ``handler_cancellation``, which only ``start()`` reads).
 
     Lists are newest first. Array filters repeat their key (``tags=a&tags=b``, unless
     ``Quirks.array_encoding`` says otherwise); ``tags`` and ``repo_names`` keep sessions having
@@ -741,6 +763,16 @@ class FakeDevinServer:
     wakes a ``suspended`` session or one ``waiting_for_user``: it shows running/working, then
     the rest of its timeline (or finishes if none is left).
     """
+
+    handler_cancellation: _Quirk[bool, bool] = _Quirk()
+    list_lag_reads: _Quirk[int, int] = _Quirk()
+    list_lag_seconds: _Quirk[float, float] = _Quirk()
+    allowed_tags: _Quirk[tuple[str, ...] | None, Collection[str] | None] = _Quirk()
+    ignored_filters: _Quirk[tuple[str, ...], Collection[str]] = _Quirk()
+    array_encoding: _Quirk[Literal["repeat", "comma"], Literal["repeat", "comma"]] = _Quirk()
+    random_429: _Quirk[float, float] = _Quirk()
+    random_429_retry_after: _Quirk[str | None, str | None] = _Quirk()
+    platforms: _Quirk[tuple[str, ...], Collection[str]] = _Quirk()
 
     def __init__(
         self,

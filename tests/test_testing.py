@@ -889,12 +889,12 @@ async def test_list_lag_reads_leaves_a_new_session_out_of_lists_only() -> None:
 
 
 async def test_list_lag_seconds_holds_with_the_reads_and_can_change_any_time(api: Api) -> None:
-    api.server.quirks.list_lag_seconds = 3600.0
-    api.server.quirks.list_lag_reads = 1
+    api.server.list_lag_seconds = 3600.0
+    api.server.list_lag_reads = 1
     session_id = (await api.create())["session_id"]
     for _ in range(3):
         assert (await api("GET", SESSIONS)).body["items"] == []
-    api.server.quirks.list_lag_seconds = 0.0
+    api.server.list_lag_seconds = 0.0
     listed = (await api("GET", SESSIONS)).body["items"]
     assert [i["session_id"] for i in listed] == [session_id]
 
@@ -927,14 +927,14 @@ async def test_allowed_tags_refuse_other_tags_with_a_422_naming_them() -> None:
             ]
         assert api.server.sessions[session_id].tags == ["ci"]
         assert (await api("PUT", url, json={"tags": ["nightly"]})).body == {"tags": ["nightly"]}
-        api.server.quirks.allowed_tags = None
+        api.server.allowed_tags = None
         assert (await api("POST", url, json={"tags": ["x"]})).body == {"tags": ["nightly", "x"]}
 
 
 async def test_an_ignored_filter_answers_as_if_it_were_absent(api: Api) -> None:
     mine = (await api.create(tags=["mine"]))["session_id"]
     theirs = (await api.create(tags=["theirs"]))["session_id"]
-    api.server.quirks.ignored_filters = {"tags", "created_after"}
+    api.server.ignored_filters = {"tags", "created_after"}
     reply = await api("GET", SESSIONS, params={"tags": "mine"})
     assert {i["session_id"] for i in reply.body["items"]} == {mine, theirs}
     unread = await api("GET", SESSIONS, params={"created_after": "yesterday"})  # not even checked
@@ -949,7 +949,7 @@ async def test_an_ignored_filter_answers_as_if_it_were_absent(api: Api) -> None:
 
 async def test_comma_array_encoding_reads_the_last_value_split_on_commas(api: Api) -> None:
     a, b, c = [(await api.create(tags=[tag]))["session_id"] for tag in "abc"]
-    api.server.quirks.array_encoding = "comma"
+    api.server.array_encoding = "comma"
 
     async def listed(params: list[tuple[str, str]]) -> set[str]:
         reply = await api("GET", SESSIONS, params=params)
@@ -963,7 +963,7 @@ async def test_comma_array_encoding_reads_the_last_value_split_on_commas(api: Ap
     async with DevinClient(KEY, org_id=ORG, base_url=api.server.url) as client:
         found = [s.session_id async for s in client.list_sessions(tags=["a", "b"])]
     assert found == [b]
-    api.server.quirks.array_encoding = "repeat"
+    api.server.array_encoding = "repeat"
     assert await listed([("tags", "a"), ("tags", "b")]) == {a, b}
     assert await listed([("tags", "a,c")]) == set()  # one tag named "a,c"
 
@@ -986,7 +986,7 @@ async def test_random_429_is_drawn_from_the_seed_and_counted_per_route() -> None
 async def test_random_429_joins_the_bucket_and_injected_429s(api: Api) -> None:
     api.server.inject("rate_limit", route="get_session")
     assert (await api("GET", f"{SESSIONS}/devin-x")).status == 429
-    api.server.quirks.random_429 = 1.0
+    api.server.random_429 = 1.0
     always = await api("POST", SESSIONS, json={"prompt": "p"})
     assert (always.status, always.headers.get("Retry-After")) == (429, None)
     assert api.server.sessions_created == 0
@@ -1070,14 +1070,20 @@ def test_invalid_quirks_are_refused(options: dict[str, Any], error: type[Excepti
         FakeDevinServer(**options)
 
 
-def test_quirk_assignments_are_validated() -> None:
-    quirks = FakeDevinServer().quirks
+def test_quirk_assignments_are_validated_on_the_server_and_its_quirks() -> None:
+    server = FakeDevinServer()
+    quirks = server.quirks
     with pytest.raises(ValueError, match="unknown list filters"):
         quirks.ignored_filters = {"tagz"}  # type: ignore[assignment]
     with pytest.raises(ValueError, match="random_429"):
-        quirks.random_429 = 2.0
-    quirks.allowed_tags = ["a", "b", "a"]  # type: ignore[assignment]
-    assert quirks.allowed_tags == ("a", "b")
+        server.random_429 = 2.0
+    server.allowed_tags = ["a", "b", "a"]
+    assert server.allowed_tags == quirks.allowed_tags == ("a", "b")
+    quirks.list_lag_seconds = 1.5
+    assert server.list_lag_seconds == 1.5
+    server.handler_cancellation = True
+    assert quirks.handler_cancellation is True
+    assert FakeDevinServer.platforms.name == "platforms"  # the class holds the descriptor
 
 
 # --------------------------------------------------------------------------- recording

@@ -52,7 +52,7 @@ from ._retry import (
     Sleep,
     call_exactly_once,
     create_failure,
-    retry_reason,
+    is_transient,
 )
 
 __all__ = [
@@ -194,9 +194,9 @@ class Creator:
         except UnprocessableEntityError as exc:
             if not names_marker(exc, marker):
                 raise
+            self._refuse_marker()
             if key is not None:
                 raise _key_refused() from exc
-            self._refuse_marker()
             return await self._post(self._build(prepared.request))
 
     def _refuse_marker(self) -> None:
@@ -235,7 +235,7 @@ class Creator:
                 found = await self._lookup(marker)
             except DevinError as exc:
                 found, lookup_error = None, exc
-                if retry_reason(exc, idempotent=True) is None:
+                if not is_transient(exc):
                     break  # 401, 403, ...: looking again will not help
             if found is not None:
                 log.debug("create session was not answered but landed; not sent again")

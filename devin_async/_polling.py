@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ._errors import AwaitTimeoutError, DevinError, ResponseValidationError
+from ._errors import AwaitTimeoutError
 from ._models import Session, SessionStatus, StatusDetail
-from ._retry import retry_reason
+from ._retry import is_transient
 
 __all__ = [
     "Predicate",
@@ -40,13 +40,6 @@ def is_settled(session: Session) -> bool:
 def is_settled_or_awaiting_approval(session: Session) -> bool:
     """Like ``is_settled``, and also True when Devin waits for an action approval."""
     return is_settled(session) or session.status_detail == StatusDetail.WAITING_FOR_APPROVAL
-
-
-def is_transient(exc: DevinError) -> bool:
-    """Return True for a poll failure that should not end a wait."""
-    return (
-        isinstance(exc, ResponseValidationError) or retry_reason(exc, idempotent=True) is not None
-    )
 
 
 def wait_timed_out(

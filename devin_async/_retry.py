@@ -44,6 +44,7 @@ __all__ = [
     "call_exactly_once",
     "call_with_retries",
     "create_failure",
+    "is_transient",
     "retry_after_failure",
     "retry_reason",
     "server_delay",
@@ -80,6 +81,17 @@ def retry_reason(exc: BaseException, *, idempotent: bool) -> str | None:
     if isinstance(exc, APIConnectionError) and (idempotent or not exc.request_sent):
         return "timeout" if isinstance(exc, APITimeoutError) else "connection error"
     return None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Return True for a failure of a read that reading again may fix.
+
+    What an idempotent request is retried on, and a 2xx body that could not be decoded
+    (a proxy's HTML page, a truncated answer): a poll or a lookup reads again.
+    """
+    return (
+        isinstance(exc, ResponseValidationError) or retry_reason(exc, idempotent=True) is not None
+    )
 
 
 def server_delay(exc: BaseException) -> float | None:
@@ -171,6 +183,8 @@ def _reporter(
         outcome = state.outcome
         exc = outcome.exception() if outcome is not None else None
         assert exc is not None  # tenacity only sleeps after a failed attempt
+        if isinstance(exc, _LookupFailed):
+            exc = exc.lookup_error  # what is retried is the lookup
         if on_retry is not None:
             on_retry(exc, state.upcoming_sleep, state.attempt_number)
             return
@@ -178,7 +192,7 @@ def _reporter(
             "retrying %s in %.2fs after %s (attempt %d)",
             what,
             state.upcoming_sleep,
-            retry_reason(exc, idempotent=idempotent),
+            retry_reason(exc, idempotent=idempotent) or type(exc).__name__,
             state.attempt_number,
         )
 
@@ -245,6 +259,13 @@ def _answered(exc: BaseException) -> bool:
     return create_failure(exc) == "answered"
 
 
+def _look_again(exc: BaseException) -> bool:
+    """Retry after an answered failure, or after a lookup that may work next time."""
+    if isinstance(exc, _LookupFailed):
+        return is_transient(exc.lookup_error)
+    return _answered(exc)
+
+
 async def call_exactly_once(
     send: Callable[[], Awaitable[T]],
     lookup: Callable[[], Awaitable[T | None]],
@@ -264,9 +285,11 @@ async def call_exactly_once(
     finds nothing is ``send`` tried again, within the policy's bounds. When the last
     attempt allowed fails that way, one last lookup runs before its error is raised.
 
-    A lookup that fails ends the call with the error of the request it was checking
-    (a note names the lookup's failure): the caller asked to create, so that is the
-    failure to report, and without an answer nothing may be sent again.
+    Nothing is sent again unless a lookup answered that the earlier attempt did not
+    land. A lookup that fails transiently (``is_transient``) is tried again within the
+    same bounds; one that fails for good (401, 403, ...), or the last one allowed, ends
+    the call with the error of the request it was checking, with a note naming the
+    lookup's failure: the caller asked to create, so that is the failure to report.
     """
     try:
         return await send()
@@ -297,7 +320,9 @@ async def call_exactly_once(
     before_sleep = _reporter(what, on_retry, idempotent=True)
     try:
         try:
-            return await _retry_loop(first, look_then_send, policy, sleep, _answered, before_sleep)
+            return await _retry_loop(
+                first, look_then_send, policy, sleep, _look_again, before_sleep
+            )
         except (APIStatusError, APIConnectionError) as exc:
             if not _answered(exc):
                 raise

@@ -600,12 +600,16 @@ def _context_chain(exc: BaseException) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "lookup_error",
-    [http_error(403), http_error(503), ResponseValidationError("bad", body="")],
-    ids=["denied", "unavailable", "unreadable"],
+    ("lookup_error", "lookups"),
+    [
+        (http_error(403), 1),
+        (http_error(503), POLICY.max_retries),
+        (ResponseValidationError("bad", body=""), POLICY.max_retries),
+    ],
+    ids=["denied-ends-it", "unavailable-is-tried-again", "unreadable-is-tried-again"],
 )
 async def test_exactly_once_reports_the_requests_failure_when_its_lookup_fails(
-    lookup_error: Exception,
+    lookup_error: Exception, lookups: int
 ) -> None:
     # Regression: the lookup's error used to be raised, hiding why the create failed
     # (the test failed before the fix); and nothing may be sent again without knowing
@@ -615,7 +619,7 @@ async def test_exactly_once_reports_the_requests_failure_when_its_lookup_fails(
     with pytest.raises(APIStatusError) as info:
         await run_once(script, lookup, sleeps)
     assert info.value is post_error
-    assert (script.calls, lookup.calls) == (1, 1)
+    assert (script.calls, lookup.calls) == (1, lookups)
     assert any(type(lookup_error).__name__ in note for note in info.value.__notes__)
     assert "_LookupFailed" not in _context_chain(info.value)
 
@@ -629,3 +633,22 @@ async def test_exactly_once_last_lookup_failure_reports_the_last_request_error()
     assert info.value is errors[-1]
     assert any("PermissionDeniedError" in note for note in info.value.__notes__)
     assert "_LookupFailed" not in _context_chain(info.value)
+
+
+async def test_exactly_once_tries_a_failed_lookup_again_and_never_resends_blindly() -> None:
+    unreadable = ResponseValidationError("bad", body="")
+    script = Script([http_error(502), "created"])
+    lookup, sleeps = Lookup([unreadable, None]), Sleeps()
+    reported: list[tuple[str, int]] = []
+    result = await call_exactly_once(
+        script,
+        lookup,
+        policy=POLICY,
+        sleep=sleeps,
+        what="POST /v3/x/sessions",
+        on_retry=lambda exc, _delay, attempt: reported.append((type(exc).__name__, attempt)),
+    )
+    assert result == "created"
+    assert (script.calls, lookup.calls) == (2, 2)  # sent again only after a clean "no"
+    # Hooks hear of the lookup's failure, not of a private wrapper.
+    assert reported == [("InternalServerError", 1), ("ResponseValidationError", 2)]

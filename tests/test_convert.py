@@ -328,9 +328,11 @@ def test_dumps_every_field() -> None:
         session_secrets=[SessionSecret("K", "v")],
         structured_output_required=True,
         structured_output_schema={"type": "object"},
+        idempotency_key="job-1",
     )
     payload = _dumped(request)
-    assert set(payload) == set(attrs.fields_dict(CreateSessionRequest))
+    # Every field is sent but the idempotency key, which is the client's own.
+    assert set(payload) == set(attrs.fields_dict(CreateSessionRequest)) - {"idempotency_key"}
     assert payload["devin_mode"] == "fast"
     assert payload["advanced_mode"] == "analyze"
     assert payload["tags"] == ["a"]

@@ -11,11 +11,16 @@ slower than the client's request timeout (1%) and malformed bodies (1%). Each sh
 429s' is split between faults answered instead of handling the request (``before``) and
 faults answered after handling it (``after``: a create really creates its session first),
 which is the ambiguous create the client must find by its tag instead of losing or
-repeating it. Every session follows a timeline scripted from its prompt, so its final
-(status, status_detail) is known in advance. The run then checks that:
+repeating it. Like a production server, the fake finishes a request whose client hung up
+(a "slow" create the client timed out on still creates its session). Every session
+follows a timeline scripted from its prompt, so its final (status, status_detail) is
+known in advance. The run then checks that:
 
 - every session settled with its scripted final state;
-- the server holds exactly one session per create call, under the id the create returned;
+- the server holds exactly one session per create call, under the id the create returned,
+  except for creates the server never acted on and never answered (dropped or answered
+  malformed before handling): those end in ``CreateOutcomeUnknownError`` with no session,
+  because a create that was sent and not answered is never sent again;
 - nothing leaked: no ResourceWarning (unclosed session, connector, transport), nothing
   reported to the loop's exception handler, no task left behind, and no connection left
   open once the client is closed;
@@ -23,9 +28,10 @@ repeating it. Every session follows a timeline scripted from its prompt, so its 
 
 Faults are counted by replaying the fault rules' seeded draws over the server's request
 log: the server records every request and draws for it in the same order. The replay is
-checked against what the server counted itself (its 5xx and 429 answers, and the requests
-it never answered: the slow ones, whose handlers the client's timeout cancelled). Drops
-and malformed bodies are recorded as 200s, so only the replay tells them from successes.
+checked against what the server counted itself (its 5xx and 429 answers; and every
+request, the slow ones the client gave up on included, was answered in the end). Drops,
+slow answers and malformed bodies are recorded as 200s, so only the replay tells them
+from successes.
 
 Malformed bodies answer creates and their tag lookups too (``--no-malformed-creates`` keeps
 them to polls): a create answered with an undecodable 2xx is looked up by its tag, like any
@@ -50,7 +56,7 @@ from typing import Any, Literal
 import aiohttp
 import attrs
 
-from devin_async import CREATE_TAG_PREFIX, DevinClient, SessionResult
+from devin_async import CREATE_TAG_PREFIX, CreateOutcomeUnknownError, DevinClient, SessionResult
 from devin_async.testing import FakeDevinServer, FakeSession, FaultKind, RecordedRequest, Step
 
 KEY = "cog_soak_key"
@@ -102,6 +108,9 @@ class SoakConfig:
             1,000-session run in 30; with 6, 1 create in 100 million.
         malformed_creates: also answer creates and their tag lookups with malformed
             bodies (off: only polls get them).
+        create_grace: how long the client looks an unanswered create up (shorter than
+            the client's 10 s default, so that a create the server never acted on does
+            not hold the run up).
     """
 
     sessions: int = 1000
@@ -114,6 +123,7 @@ class SoakConfig:
     concurrency: int = 16
     max_retries: int = 6
     malformed_creates: bool = True
+    create_grace: float = 3.0
 
 
 # --------------------------------------------------------------------------- timelines
@@ -295,7 +305,8 @@ def time_bound(config: SoakConfig, timelines: Sequence[Sequence[Step]], s: Sched
     - Retries: creates overlap each other's backoff, so the run waits for one create's
       chain at most: ``max_retries`` rounds, retry n backing off up to
       min(8, 0.5 * 2 ** (n - 1)) s, doubled for the lookups and resends of each round,
-      which back off on their own when they fail too.
+      which back off on their own when they fail too; and one grace window of lookups
+      for a create that was not answered.
     - Awaits: each poll tick reads every pending session once; the slowest timeline
       needs ``reads_to_settle`` reads and its timed steps, each failed poll costs one
       more tick, and ticks are at most ``max_poll_interval`` apart.
@@ -311,6 +322,7 @@ def time_bound(config: SoakConfig, timelines: Sequence[Sequence[Step]], s: Sched
     pauses = s.pauses * 1.0
     slow = s.slow * config.timeout
     retries = 2 * sum(min(BACKOFF_CAP, BACKOFF_BASE * 2**n) for n in range(config.max_retries))
+    retries += config.create_grace
     ticks = max(reads_to_settle(t) for t in timelines) + s.poll_faults
     timed = max(sum(step.seconds for step in t) for t in timelines)
     awaits = ticks * config.max_poll_interval + timed
@@ -369,6 +381,7 @@ class SoakReport:
     bound: float
     tally: Tally
     outcomes: Mapping[str, int]  # sessions that settled as scripted, by final state
+    unknown: int  # creates reported unknown that the server never acted on (no session)
     problems: list[str]
 
     def table(self) -> str:
@@ -403,6 +416,7 @@ class SoakReport:
             "",
             "acted: answered after the request was handled (a create had made its session)",
             "survived: the sessions the request was about all ended as scripted, once each",
+            "  (a create never acted on nor answered: reported unknown, and never created)",
         ]
         if not c.malformed_creates:
             lines.append(
@@ -413,6 +427,8 @@ class SoakReport:
         lines += [
             "",
             f"settled as scripted: {sum(self.outcomes.values())}/{c.sessions} ({mix})",
+            f"creates never answered nor acted on, reported CreateOutcomeUnknownError and "
+            f"never sent again: {self.unknown}",
             f"ambiguous creates: {t.ambiguous} ({t.acted} had acted); "
             f"{t.found} found by their tag, {t.resent} sent again after the lookup",
             f"time: {self.elapsed:.1f} s (bound {self.bound:.1f} s)",
@@ -504,7 +520,7 @@ async def _run(config: SoakConfig) -> SoakReport:
     started = time.monotonic()
     async with (
         asyncio.timeout(deadline + 30.0),
-        FakeDevinServer(KEY, ORG, seed=config.seed) as server,
+        FakeDevinServer(KEY, ORG, seed=config.seed, handler_cancellation=False) as server,
     ):
         server.timeline_factory = lambda body: timelines[index_of(body["prompt"])]
         first = rules(config, malformed=config.malformed_creates)
@@ -526,6 +542,7 @@ async def _run(config: SoakConfig) -> SoakReport:
                 max_retries=config.max_retries,
                 poll_interval=config.poll_interval,
                 max_poll_interval=config.max_poll_interval,
+                create_grace=config.create_grace,
             )
             try:
                 created = await client.create_sessions(prompts, concurrency=config.concurrency)
@@ -545,6 +562,7 @@ async def _run(config: SoakConfig) -> SoakReport:
                 problems.append(f"{len(sockets.open())} connection(s) never released")
         server.clear_faults()
         elapsed = time.monotonic() - started
+        await server.wait_idle()  # requests the client gave up on are still being answered
         log = list(server.requests)
         statuses = Counter(server.statuses)
         sessions = dict(server.sessions)
@@ -555,7 +573,9 @@ async def _run(config: SoakConfig) -> SoakReport:
     if sockets.open():
         problems.append(f"{len(sockets.open())} client socket(s) still open at the end")
 
-    ok = _check_sessions(config, timelines, created, waited, sessions, sessions_created, problems)
+    ok, unknown = _check_sessions(
+        config, timelines, created, waited, sessions, sessions_created, problems
+    )
     hits = replay(log, phases, config.seed)
     _check_replay(hits, log, statuses, problems)
     tally = _tally(log, hits, sessions, ok)
@@ -568,8 +588,9 @@ async def _run(config: SoakConfig) -> SoakReport:
     bound = time_bound(config, timelines, schedule)
     if elapsed > bound:
         problems.append(f"took {elapsed:.1f} s, more than the bound of {bound:.1f} s")
-    outcomes = Counter(_outcome(timelines[i][-1]) for i in range(config.sessions) if ok[i])
-    return SoakReport(config, elapsed, bound, tally, outcomes, problems)
+    settled = [i for i in range(config.sessions) if ok[i] and i not in unknown]
+    outcomes = Counter(_outcome(timelines[i][-1]) for i in settled)
+    return SoakReport(config, elapsed, bound, tally, outcomes, len(unknown), problems)
 
 
 def _check_sessions(
@@ -580,14 +601,26 @@ def _check_sessions(
     sessions: Mapping[str, FakeSession],
     sessions_created: int,
     problems: list[str],
-) -> list[bool]:
-    """Check one session per create and every scripted end; return which indexes passed."""
+) -> tuple[list[bool], set[int]]:
+    """Check one session per create and every scripted end.
+
+    Returns which indexes passed, and the creates that ended ``CreateOutcomeUnknownError``
+    with no session on the server (a correct end for a create the server never acted on).
+    """
     ok = [True] * config.sessions
-    if sessions_created != config.sessions:
-        problems.append(f"{sessions_created} sessions created for {config.sessions} creates")
     held = Counter(index_of(s.body["prompt"]) for s in sessions.values())
+    unknown = {
+        i
+        for i, r in enumerate(created)
+        if isinstance(r.error, CreateOutcomeUnknownError) and held[i] == 0
+    }
+    if sessions_created != config.sessions - len(unknown):
+        problems.append(
+            f"{sessions_created} sessions created for {config.sessions} creates "
+            f"({len(unknown)} reported unknown with no session)"
+        )
     for i in range(config.sessions):
-        if held[i] != 1:
+        if held[i] != 1 and i not in unknown:
             ok[i] = False
             problems.append(f"the server holds {held[i]} sessions for {prompt(i)!r}")
     markers = Counter(
@@ -597,6 +630,8 @@ def _check_sessions(
         problems.append("the sessions do not carry one distinct create tag each")
     waits = iter(waited)
     for i, result in enumerate(created):
+        if i in unknown:
+            continue
         if result.session_id is None:
             ok[i] = False
             problems.append(f"create {i} failed: {result.error!r}")
@@ -614,7 +649,7 @@ def _check_sessions(
             ok[i] = False
             seen = f"{wait.session.status}/{wait.session.status_detail}"
             problems.append(f"session {i} settled as {seen}, not {end.status}/{end.status_detail}")
-    return ok
+    return ok, unknown
 
 
 def _check_replay(
@@ -635,7 +670,7 @@ def _check_replay(
         ("HTTP 500", replayed(lambda h: h.options.get("status") == 500), answered(500)),
         ("HTTP 503", replayed(lambda h: h.options.get("status") == 503), answered(503)),
         ("HTTP 429", replayed(lambda h: h.kind == "rate_limit"), answered(429)),
-        ("unanswered", replayed(lambda h: h.kind == "slow"), len(log) - sum(statuses.values())),
+        ("unanswered", 0, len(log) - sum(statuses.values())),
     ]
     for what, ours, theirs in checks:
         if ours != theirs:

@@ -30,7 +30,7 @@ async def test_every_session_survives_random_faults_on_every_route() -> None:
     report = await run(SoakConfig(sessions=SESSIONS, seed=3, rates=Rates(rate_limited=0.01)))
     print(report.table())
     assert report.problems == [], report.table()
-    assert sum(report.outcomes.values()) == SESSIONS
+    assert sum(report.outcomes.values()) == SESSIONS - report.unknown
     if SESSIONS >= 100:  # about 13% of create attempts fail ambiguously
         assert report.tally.found > 0, "no create was found by its tag after acting"
         assert report.tally.resent > 0, "no create was sent again after its lookup"

@@ -4,6 +4,7 @@
     python -m benchmarks --quick            # smoke run, about 20 seconds
     python -m benchmarks --only decode      # one benchmark (repeatable)
     python -m benchmarks --only profile     # cProfile split of get_session vs raw aiohttp
+    python -m benchmarks --only governor    # the 429 governor: 5 scenarios x 30 s + plot
 
 Nothing here asserts a timing: every ratio is against a baseline measured in the same
 run, and each target is printed next to its measurement.
@@ -19,9 +20,9 @@ import sys
 import time
 from collections.abc import Callable
 
-from . import bench_decode, bench_fanout, bench_get_session, profile_get_session
+from . import bench_decode, bench_fanout, bench_get_session, bench_governor, profile_get_session
 
-DEFAULT = ("get_session", "fanout", "decode")
+DEFAULT = ("get_session", "fanout", "decode", "governor")
 
 
 def _get_session(quick: bool) -> str:
@@ -39,6 +40,11 @@ def _fanout(quick: bool) -> str:
     return bench_fanout.report(bench_fanout.run(cfg))
 
 
+def _governor(quick: bool) -> str:
+    cfg = bench_governor.Config.quick() if quick else bench_governor.Config()
+    return bench_governor.report(bench_governor.run(cfg))
+
+
 def _profile(quick: bool) -> str:
     return profile_get_session.run(requests=1_000 if quick else 5_000)
 
@@ -47,6 +53,7 @@ BENCHMARKS: dict[str, Callable[[bool], str]] = {
     "get_session": _get_session,
     "fanout": _fanout,
     "decode": _decode,
+    "governor": _governor,
     "profile": _profile,
 }
 

@@ -9,6 +9,13 @@ headers and checking the request line, no allocation per request beyond the read
 ``_payload``; any other GET gets a keep-alive 404; any other method gets 405 and the
 connection is closed (requests with bodies are not parsed).
 
+Rate limiting, for the governor benchmark: ``--reject P`` answers a random fraction P
+of session GETs 429 (seeded by ``--seed``); ``--limit N`` answers 429 when a token
+bucket of ``N`` tokens/second holding ``--burst`` seconds' worth (default 1) is empty;
+``--retry-after S`` adds ``Retry-After: S`` to those 429s (default: no header). With
+any of these (or ``--stats``) the server then prints ``STATS {"ok": [...], "limited":
+[...]}``: the 200s and 429s answered in each second since the first request.
+
 Run alone::
 
     python -m benchmarks.canned_server --cpu 1
@@ -31,11 +38,15 @@ import asyncio
 import contextlib
 import email.utils
 import gc
+import json
 import os
+import random
 import select
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -67,19 +78,59 @@ def pin_to_cpu(cpu: int | None) -> bool:
     return True
 
 
-def _response(status: str, body: bytes, *, close: bool = False) -> bytes:
+def _response(status: str, body: bytes, *, close: bool = False, extra: str = "") -> bytes:
     head = (
         f"HTTP/1.1 {status}\r\n"
         f"Date: {email.utils.formatdate(usegmt=True)}\r\n"
         "Server: canned\r\n"
         "Content-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n" + ("Connection: close\r\n" if close else "") + "\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        + extra
+        + ("Connection: close\r\n" if close else "")
+        + "\r\n"
     )
     return head.encode("ascii") + body
 
 
 class _Counter:
     served = 0
+
+
+class _Limiter:
+    """Which session GETs get a 429, and the 200s and 429s counted per second."""
+
+    reject = 0.0  # random fraction answered 429
+    limit: float | None = None  # token bucket rate, tokens/second
+    capacity = 0.0
+    tokens = 0.0
+    last = 0.0
+    first: float | None = None
+    rng = random.Random(0)
+    ok: list[int] = []  # noqa: RUF012 - one server per process
+    limited: list[int] = []  # noqa: RUF012
+    active = False
+
+    @classmethod
+    def allow(cls) -> bool:
+        now = time.monotonic()
+        if cls.first is None:
+            cls.first = cls.last = now
+        second = int(now - cls.first)
+        while len(cls.ok) <= second:
+            cls.ok.append(0)
+            cls.limited.append(0)
+        allowed = cls.rng.random() >= cls.reject
+        if allowed and cls.limit is not None:
+            cls.tokens = min(cls.capacity, cls.tokens + (now - cls.last) * cls.limit)
+            cls.last = now
+            allowed = cls.tokens >= 1.0
+            if allowed:
+                cls.tokens -= 1.0
+        if allowed:
+            cls.ok[second] += 1
+        else:
+            cls.limited[second] += 1
+        return allowed
 
 
 class _CannedHTTP(asyncio.Protocol):
@@ -90,6 +141,7 @@ class _CannedHTTP(asyncio.Protocol):
     OK = _response("200 OK", BODY)
     NOT_FOUND = _response("404 Not Found", b'{"detail":"Not Found"}')
     NOT_ALLOWED = _response("405 Method Not Allowed", b'{"detail":"GET only"}', close=True)
+    LIMITED = _response("429 Too Many Requests", b'{"detail":"rate limited"}')
 
     def __init__(self) -> None:
         self._buf = b""
@@ -118,7 +170,7 @@ class _CannedHTTP(asyncio.Protocol):
                 _Counter.served += len(out)
                 return
             if line.startswith(b"GET /v3/organizations/") and b"/sessions/" in line:
-                out.append(self.OK)
+                out.append(self.OK if not _Limiter.active or _Limiter.allow() else self.LIMITED)
             else:
                 out.append(self.NOT_FOUND)
         self._buf = buf[start:]
@@ -172,11 +224,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-stdin", action="store_true", help="do not stop at end of standard input"
     )
+    parser.add_argument("--reject", type=float, default=0.0, help="random 429 fraction")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random 429s")
+    parser.add_argument("--limit", type=float, default=None, help="token bucket, per second")
+    parser.add_argument("--burst", type=float, default=1.0, help="bucket size, seconds")
+    parser.add_argument("--retry-after", default=None, help="Retry-After of the 429s")
+    parser.add_argument("--stats", action="store_true", help="print STATS even without 429s")
     args = parser.parse_args(argv)
     pin_to_cpu(args.cpu)
+    _Limiter.active = args.stats or args.reject > 0 or args.limit is not None
+    _Limiter.reject = args.reject
+    _Limiter.rng = random.Random(args.seed)
+    if args.limit is not None:
+        _Limiter.limit = args.limit
+        _Limiter.capacity = _Limiter.tokens = max(1.0, args.limit * args.burst)
+    if args.retry_after is not None:
+        _CannedHTTP.LIMITED = _response(
+            "429 Too Many Requests",
+            b'{"detail":"rate limited"}',
+            extra=f"Retry-After: {args.retry_after}\r\n",
+        )
     gc.disable()  # nothing here builds cycles; keep collections out of the latency
     asyncio.run(_serve(args.port, args.max_seconds, watch_stdin=not args.no_stdin))
     print(f"SERVED {_Counter.served}", flush=True)
+    if _Limiter.active:
+        stats = {"ok": _Limiter.ok, "limited": _Limiter.limited}
+        print("STATS " + json.dumps(stats, separators=(",", ":")), flush=True)
     return 0
 
 
@@ -186,13 +259,19 @@ class CannedServer:
     Args:
         cpu: pin the server process to this CPU (None: no pinning).
         max_seconds: the server stops by itself after this long, whatever happens.
+        args: more command-line options (``--reject``, ``--limit``, ...); then
+            ``stats`` holds the per-second counts once stopped.
     """
 
-    def __init__(self, cpu: int | None = None, max_seconds: float = 600.0) -> None:
+    def __init__(
+        self, cpu: int | None = None, max_seconds: float = 600.0, args: Sequence[str] = ()
+    ) -> None:
         self.cpu = cpu
         self.max_seconds = max_seconds
+        self.args = list(args)
         self.port = 0
         self.served: int | None = None
+        self.stats: dict[str, list[int]] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -204,6 +283,7 @@ class CannedServer:
         cmd += ["--max-seconds", str(self.max_seconds)]
         if self.cpu is not None:
             cmd += ["--cpu", str(self.cpu)]
+        cmd += self.args
         self._proc = proc = subprocess.Popen(
             cmd,
             stdin=subprocess.PIPE,
@@ -237,6 +317,8 @@ class CannedServer:
         for line in out.decode().splitlines():
             if line.startswith("SERVED "):
                 self.served = int(line.split()[1])
+            elif line.startswith("STATS "):
+                self.stats = json.loads(line[len("STATS ") :])
 
     def __enter__(self) -> CannedServer:
         return self.start()

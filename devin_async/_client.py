@@ -173,7 +173,6 @@ class DevinClient:
         self._scope = _protocol.Scope(self.org_id)
         self._sleep = sleep
         self._clock = clock
-        self.exactly_once_create = exactly_once_create
         grace = max(DEFAULT_GRACE, self.timeout) if create_grace is None else create_grace
         create_request = _protocol.Request("POST", self._scope.sessions_path, idempotent=False)
         self._creator = Creator(
@@ -212,6 +211,15 @@ class DevinClient:
         scope = f"org_id={self.org_id!r}" if self.org_id else "scope='enterprise'"
         state = " closed" if self.closed else ""
         return f"<DevinClient base_url={self.base_url!r} {scope}{state}>"
+
+    @property
+    def exactly_once_create(self) -> bool:
+        """Whether creates without an idempotency key carry the marker tag (read-only).
+
+        False if ``exactly_once_create=False`` was passed, or once the organization
+        refused the marker tag (an allowed-tags list).
+        """
+        return self._creator.tagging
 
     # ------------------------------------------------------------------ lifecycle
 

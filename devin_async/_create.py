@@ -157,6 +157,11 @@ class Creator:
         self._marker_refused = False
         self._on_retry = on_retry
 
+    @property
+    def tagging(self) -> bool:
+        """Whether creates without an idempotency key carry a marker."""
+        return self._tagging and not self._marker_refused
+
     def prepare(self, request: CreateSessionRequest) -> Prepared:
         """Check ``request`` and build what to send, before any request is made.
 
@@ -167,7 +172,7 @@ class Creator:
         key = request.idempotency_key
         if self._marker_refused and key is not None:
             raise _key_refused()
-        if key is None and (self._marker_refused or not self._tagging):
+        if key is None and not self.tagging:
             return Prepared(request, self._build(request), None)
         marker = marker_for(key)
         tagged = attrs.evolve(request, tags=_with_marker(request.tags, marker))

@@ -293,6 +293,7 @@ async def test_a_refused_marker_tag_falls_back_to_untagged_creates(
             first = await client.create_session("one", tags=["ci"])
             second = await client.create_session("two", tags=["ci"])
     assert first.tags == second.tags == ("ci",)
+    assert client.exactly_once_create is False  # it says so once the marker was refused
     assert server.sessions_created == 2
     assert posted(server) == 3  # the refused one, then each once without the marker
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
@@ -449,3 +450,14 @@ async def test_create_sessions_refuses_a_bad_concurrency(
 def test_a_bad_create_grace_is_refused(grace: Any) -> None:
     with pytest.raises(ConfigurationError, match="create_grace"):
         DevinClient(KEY, org_id="org-test", base_url="http://127.0.0.1:9", create_grace=grace)
+
+
+def test_exactly_once_create_is_read_only_configuration() -> None:
+    client = DevinClient(KEY, org_id="org-test", base_url="http://127.0.0.1:9")
+    assert client.exactly_once_create is True
+    with pytest.raises(AttributeError):
+        client.exactly_once_create = False  # type: ignore[misc]
+    untagged = DevinClient(
+        KEY, org_id="org-test", base_url="http://127.0.0.1:9", exactly_once_create=False
+    )
+    assert untagged.exactly_once_create is False

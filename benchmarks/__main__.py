@@ -1,10 +1,10 @@
 """Run the benchmarks and print plain-text tables: ``python -m benchmarks`` (``make bench``).
 
-    python -m benchmarks                    # get_session + fanout + decode, about 2 minutes
+    python -m benchmarks                    # all but profile, about 8 minutes
     python -m benchmarks --quick            # smoke run, about 20 seconds
     python -m benchmarks --only decode      # one benchmark (repeatable)
     python -m benchmarks --only profile     # cProfile split of get_session vs raw aiohttp
-    python -m benchmarks --only governor    # the 429 governor: 5 scenarios x 30 s + plot
+    python -m benchmarks --only governor    # the 429 governor: 5 scenarios x 60 s + plot
 
 Nothing here asserts a timing: every ratio is against a baseline measured in the same
 run, and each target is printed next to its measurement.
@@ -20,9 +20,16 @@ import sys
 import time
 from collections.abc import Callable
 
-from . import bench_decode, bench_fanout, bench_get_session, bench_governor, profile_get_session
+from . import (
+    bench_create,
+    bench_decode,
+    bench_fanout,
+    bench_get_session,
+    bench_governor,
+    profile_get_session,
+)
 
-DEFAULT = ("get_session", "fanout", "decode", "governor")
+DEFAULT = ("get_session", "fanout", "decode", "create", "governor")
 
 
 def _get_session(quick: bool) -> str:
@@ -40,6 +47,11 @@ def _fanout(quick: bool) -> str:
     return bench_fanout.report(bench_fanout.run(cfg))
 
 
+def _create(quick: bool) -> str:
+    cfg = bench_create.Config.quick() if quick else bench_create.Config()
+    return bench_create.report(bench_create.run(cfg))
+
+
 def _governor(quick: bool) -> str:
     cfg = bench_governor.Config.quick() if quick else bench_governor.Config()
     return bench_governor.report(bench_governor.run(cfg))
@@ -53,6 +65,7 @@ BENCHMARKS: dict[str, Callable[[bool], str]] = {
     "get_session": _get_session,
     "fanout": _fanout,
     "decode": _decode,
+    "create": _create,
     "governor": _governor,
     "profile": _profile,
 }

@@ -61,12 +61,16 @@ SCENARIOS = (
 
 @dataclass
 class Config:
-    """One run: ``seconds`` per scenario (30 by default; ``--quick``: 6, a smoke run).
+    """One run: ``seconds`` per scenario (60 by default; ``--quick``: 6, a smoke run).
+
+    60 s, the window the old governor's collapse was measured over, so that the 429s of
+    the first second (answers to requests in flight before the limit is known) are
+    weighed against a minute of traffic.
 
     ``settle``: the per-second band and the second 429 figure start after this long.
     """
 
-    seconds: float = 30.0
+    seconds: float = 60.0
     settle: int = 10
     workers: int = 256
     plot: Path | None = PLOT
@@ -271,7 +275,7 @@ def plot(result: Result, path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="the 429 governor against a local server")
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--seconds", type=float, help="per scenario (default 30)")
+    parser.add_argument("--seconds", type=float, help="per scenario (default 60)")
     parser.add_argument("--workers", type=int)
     parser.add_argument("--no-plot", action="store_true")
     parser.add_argument("--scenario", action="append", help="only this one (repeatable)")

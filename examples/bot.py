@@ -2,10 +2,12 @@
 
 The bot saves its place (a small JSON `WaitState`) after every update, so if it is
 restarted it resumes following the session without replaying old messages: run it
-twice with the same --state file to see that. Runs against the embedded fake server
-unless DEVIN_API_KEY is set.
+twice with the same --state file to see that. The session is created with the id of
+the chat message that asked for it as its `idempotency_key`, so a bot that crashes
+between the create and saving its state gets the same session when it starts again,
+not a second one. Runs against the embedded fake server unless DEVIN_API_KEY is set.
 
-    python examples/bot.py [--state bot-state.json]
+    python examples/bot.py [--state bot-state.json] [--request-id slack-msg-1724]
 """
 
 from __future__ import annotations
@@ -36,13 +38,15 @@ def answer(question: str) -> str:
     return "Use the main branch, and open a draft PR." if "branch" in question else "Yes."
 
 
-async def run(client: DevinClient, path: Path) -> None:
+async def run(client: DevinClient, path: Path, request_id: str) -> None:
     state_file = anyio.Path(path)
     if await state_file.exists():
         state = loads_wait_state(await state_file.read_text())
         print(f"resuming {state.session_id} from {state_file}")
     else:
-        session = await client.create_session("Bump the Python version in CI", tags=["bot"])
+        session = await client.create_session(
+            "Bump the Python version in CI", tags=["bot"], idempotency_key=request_id
+        )
         state = WaitState(session.session_id)
         print(f"started {session.session_id}")
 
@@ -78,6 +82,11 @@ async def run(client: DevinClient, path: Path) -> None:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--state", type=Path, help="where to keep the bot's place")
+    parser.add_argument(
+        "--request-id",
+        default="chat-message-1",
+        help="id of the chat message that asked for the work (the idempotency key)",
+    )
     args = parser.parse_args()
     state_file = args.state or Path(tempfile.mkdtemp()) / "bot-state.json"
 
@@ -104,7 +113,7 @@ async def main() -> None:
                     max_poll_interval=0.5,
                 )
             )
-        await run(client, state_file)
+        await run(client, state_file, args.request_id)
 
 
 if __name__ == "__main__":

@@ -461,3 +461,16 @@ def test_exactly_once_create_is_read_only_configuration() -> None:
         KEY, org_id="org-test", base_url="http://127.0.0.1:9", exactly_once_create=False
     )
     assert untagged.exactly_once_create is False
+
+
+async def test_concurrent_creates_refused_for_the_marker_warn_once(
+    server: FakeDevinServer, time_: FakeTime, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.allowed_tags = set()
+    with caplog.at_level(logging.WARNING, logger="devin_async"):
+        async with make_client(server, time_) as client:
+            results = await client.create_sessions(["a", "b", "c", "d"], concurrency=4)
+    assert all(r.ok for r in results)
+    assert server.sessions_created == 4
+    assert posted(server) == 8  # each refused once with its marker, then sent without
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1

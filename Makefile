@@ -34,7 +34,7 @@ test: lint typecheck
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
-# The chaos soak at full size (about 6 minutes); `make test` runs it with 150 sessions.
+# The chaos soak at full size (under a minute); `make test` runs it with 150 sessions.
 soak: $(STAMP)
 	$(BIN)/python tests/soak.py --sessions 1000
 

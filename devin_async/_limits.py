@@ -131,6 +131,7 @@ __all__ = [
     "UPDATE_INTERVAL",
     "Governor",
     "Meter",
+    "Slots",
     "Z",
     "burst_size",
     "cubic_k",
@@ -401,6 +402,56 @@ class Meter:
 # ------------------------------------------------------------------ the governor
 
 
+class Slots:
+    """The in-flight slots: a FIFO semaphore whose uncontended take is inlined by callers.
+
+    Take one with ``if slots.free > 0: slots.free -= 1`` else ``await slots.wait()``, and
+    give it back with ``release()``.
+    """
+
+    __slots__ = ("_waiters", "free", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.free = size
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def held(self) -> int:
+        """How many slots are taken."""
+        return self.size - self.free
+
+    def release(self) -> None:
+        """Give a slot back (to the oldest waiter, if any).
+
+        Raises:
+            RuntimeError: more releases than takes.
+        """
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():  # skip waiters cancelled while queued
+                waiter.set_result(None)
+                return
+        if self.free >= self.size:
+            raise RuntimeError("Governor.release() called more often than acquire()")
+        self.free += 1
+
+    async def wait(self) -> None:
+        """Wait for a slot to be handed over (call only when ``free`` is 0)."""
+        # Invariant: free is 0 whenever a waiter is queued, so newcomers cannot jump
+        # the queue, and cancelled waiters can stay queued until release() skips them
+        # (removing each from the deque would cost O(n) per cancellation).
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # a slot was handed to us as we were cancelled: pass it on
+            raise
+
+
 class Governor:
     """Bound the concurrency and the start rate of every request of one client.
 
@@ -430,11 +481,9 @@ class Governor:
         "_configured",
         "_cut_at",
         "_epoch",
-        "_free",
         "_interval",
         "_k",
         "_learning",
-        "_max_in_flight",
         "_meter",
         "_next_free",
         "_next_update",
@@ -442,10 +491,10 @@ class Governor:
         "_paused_until",
         "_rate",
         "_sleep",
+        "_slots",
         "_strikes",
         "_undo",
         "_w_max",
-        "_waiters",
     )
 
     def __init__(
@@ -474,9 +523,7 @@ class Governor:
         self._sleep = sleep
         self._configured = None if requests_per_second is None else float(requests_per_second)
         self._ceiling = math.inf if self._configured is None else self._configured
-        self._max_in_flight = max_in_flight
-        self._free = max_in_flight
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._slots = Slots(max_in_flight)
         self._paused_until = now
         # Running totals, and their values at the start of the two windows (measurement).
         self._meter = Meter(now)
@@ -504,7 +551,7 @@ class Governor:
     def __repr__(self) -> str:
         return (
             f"<Governor rate={self._rate!r} in_flight={self.in_flight}"
-            f"/{self._max_in_flight} paused_until={self._paused_until!r}>"
+            f"/{self._slots.size} paused_until={self._paused_until!r}>"
         )
 
     @property
@@ -520,7 +567,7 @@ class Governor:
     @property
     def in_flight(self) -> int:
         """How many slots are held (including callers still waiting for their rate slot)."""
-        return self._max_in_flight - self._free
+        return self._slots.held
 
     @property
     def noise(self) -> float:
@@ -531,10 +578,11 @@ class Governor:
 
     async def acquire(self) -> None:
         """Wait for an in-flight slot, then for the rate schedule and any pause."""
-        if self._free > 0:
-            self._free -= 1
+        slots = self._slots
+        if slots.free > 0:
+            slots.free -= 1
         else:
-            await self._wait_for_slot()
+            await slots.wait()
         now = self._clock()
         if self._rate is not None or now < self._paused_until:
             try:
@@ -553,28 +601,7 @@ class Governor:
         Raises:
             RuntimeError: more releases than acquires.
         """
-        waiters = self._waiters
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():  # skip waiters cancelled while queued
-                waiter.set_result(None)
-                return
-        if self._free >= self._max_in_flight:
-            raise RuntimeError("Governor.release() called more often than acquire()")
-        self._free += 1
-
-    async def _wait_for_slot(self) -> None:
-        # Invariant: _free is 0 whenever a waiter is queued, so newcomers cannot jump
-        # the queue, and cancelled waiters can stay queued until release() skips them
-        # (removing each from the deque would cost O(n) per cancellation).
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            await waiter
-        except BaseException:
-            if waiter.done() and not waiter.cancelled():
-                self.release()  # a slot was handed to us as we were cancelled: pass it on
-            raise
+        self._slots.release()
 
     async def _wait_for_turn(self, now: float) -> float:
         ticket: float | None = None

@@ -154,6 +154,10 @@ class DevinClient:
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if not isinstance(exactly_once_create, bool):
+            raise ConfigurationError(
+                f"exactly_once_create must be a bool, not {type(exactly_once_create).__name__}"
+            )
         key = api_key if api_key is not None else os.environ.get("DEVIN_API_KEY", "")
         if not _usable_key(key):
             # The message never quotes the key, not even a bad one.
@@ -183,7 +187,7 @@ class DevinClient:
             sleep=sleep,
             clock=clock,
             grace=_positive("create_grace", grace),
-            tagging=bool(exactly_once_create),
+            tagging=exactly_once_create,
             on_retry=self._retry_reporter(create_request),
         )
         self._governor = Governor(

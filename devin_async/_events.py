@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable
 
 import attrs
 
+from ._errors import ConfigurationError
+
 __all__ = [
     "Event",
     "Hook",
@@ -137,7 +139,11 @@ class Hooks:
     __slots__ = ("_hooks",)
 
     def __init__(self, hooks: Iterable[Hook] = ()) -> None:
-        self._hooks: list[Hook] = list(hooks)
+        """Raises: ConfigurationError: ``hooks`` is not an iterable of callables."""
+        items = list(hooks) if isinstance(hooks, Iterable) else None
+        if items is None or not all(callable(hook) for hook in items):
+            raise ConfigurationError(f"hooks must be an iterable of callables, got {hooks!r}")
+        self._hooks: list[Hook] = items
 
     def add(self, hook: Hook) -> None:
         self._hooks.append(hook)

@@ -505,8 +505,10 @@ class Governor:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        if requests_per_second is not None and not (
-            requests_per_second > 0 and math.isfinite(requests_per_second)
+        if requests_per_second is not None and (
+            isinstance(requests_per_second, bool)
+            or not isinstance(requests_per_second, int | float)
+            or not (requests_per_second > 0 and math.isfinite(requests_per_second))
         ):
             raise ConfigurationError(
                 f"requests_per_second must be a positive number or None, "

@@ -153,7 +153,7 @@ def session_id_of(path: str) -> str | None:
 
 def check_org_id(org_id: str) -> str:
     """Return ``org_id`` if it is safe to put in a path, else raise ConfigurationError."""
-    if not _ORG_RE.fullmatch(org_id):
+    if not isinstance(org_id, str) or not _ORG_RE.fullmatch(org_id):
         raise ConfigurationError(f"invalid org_id {org_id!r}")
     return org_id
 
@@ -197,8 +197,11 @@ def check_base_url(base_url: str) -> str:
     userinfo (a password) or query.
 
     Raises:
-        ConfigurationError: not http(s), no host, or http to a non-loopback host.
+        ConfigurationError: not a string, not http(s), no host, or http to a
+            non-loopback host.
     """
+    if not isinstance(base_url, str):
+        raise ConfigurationError(f"base_url must be a str, not {type(base_url).__name__}")
     parts = urllib.parse.urlsplit(base_url)
     host = parts.hostname or ""
     if parts.scheme not in ("http", "https") or not host:

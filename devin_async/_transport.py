@@ -144,6 +144,10 @@ class Transport:
         max_connections: int = 100,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
+        if session is not None and not isinstance(session, aiohttp.ClientSession):
+            raise ConfigurationError(
+                f"session must be an aiohttp.ClientSession, not {type(session).__name__}"
+            )
         if isinstance(max_response_bytes, bool) or max_response_bytes < 1:
             raise ConfigurationError(
                 f"max_response_bytes must be a positive integer, got {max_response_bytes!r}"

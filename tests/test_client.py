@@ -131,6 +131,14 @@ def test_defaults_to_the_production_api(monkeypatch: pytest.MonkeyPatch) -> None
         {"max_retries": 2.5},
         {"max_retries": True},
         {"max_poll_interval": math.inf},
+        {"requests_per_second": "10"},
+        {"requests_per_second": True},
+        {"base_url": 123},
+        {"org_id": 5},
+        {"hooks": 5},
+        {"hooks": ["not callable"]},
+        {"session": "not a ClientSession"},
+        {"exactly_once_create": "no"},
     ],
     ids=[
         "http-remote",
@@ -148,11 +156,22 @@ def test_defaults_to_the_production_api(monkeypatch: pytest.MonkeyPatch) -> None
         "float-retries",
         "bool-retries",
         "inf-poll-cap",
+        "str-rate",
+        "bool-rate",
+        "int-base-url",
+        "int-org",
+        "int-hooks",
+        "uncallable-hook",
+        "str-session",
+        "str-exactly-once",
     ],
 )
 def test_unsafe_or_invalid_settings_are_refused(kwargs: dict[str, object]) -> None:
-    name = next(iter(kwargs))
-    with pytest.raises(ConfigurationError, match=name if name != "base_url" else "http"):
+    # Regression: each of the new cases failed before the fix, accepted or with a
+    # foreign TypeError/AttributeError.
+    name, value = next(iter(kwargs.items()))
+    expected = "http" if name == "base_url" and isinstance(value, str) else name
+    with pytest.raises(ConfigurationError, match=expected):
         DevinClient(KEY, **kwargs)  # type: ignore[arg-type]
 
 

@@ -105,7 +105,8 @@ def names_marker(exc: UnprocessableEntityError, marker: str) -> bool:
 
 
 def _with_marker(tags: Sequence[str] | None, marker: str) -> tuple[str, ...]:
-    given = _protocol.check_strings("tags", tags or ())
+    """Return ``tags`` and the marker; the protocol checks the tags themselves."""
+    given = tags or ()
     if len(given) + 1 > _protocol.MAX_TAGS:
         raise ValueError(
             f"at most {_protocol.MAX_TAGS - 1} tags per create, got {len(given)}: the "

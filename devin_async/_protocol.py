@@ -517,14 +517,51 @@ def _summary(body: object) -> tuple[str, tuple[ValidationDetail, ...]]:
     return text, errors
 
 
+REDACTED = "**********"
+"""What an error shows instead of a session secret value the server echoed back."""
+
+
+def _secret_values(body: bytes | None) -> tuple[str, ...]:
+    """Return the session secret values a request body carries, longest first."""
+    if body is None or b'"session_secrets"' not in body:
+        return ()
+    try:
+        given = json.loads(body).get("session_secrets") or ()
+    except (ValueError, AttributeError):
+        return ()
+    values = {s.get("value") for s in given if isinstance(s, dict)}
+    return tuple(sorted((v for v in values if isinstance(v, str) and v), key=len, reverse=True))
+
+
+def _scrub(value: object, secrets: Sequence[str]) -> object:
+    """Return ``value`` (decoded JSON or text) with every secret replaced by REDACTED."""
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, REDACTED)
+        return value
+    if isinstance(value, list):
+        return [_scrub(item, secrets) for item in value]
+    if isinstance(value, dict):
+        return {_scrub(k, secrets): _scrub(v, secrets) for k, v in value.items()}
+    return value
+
+
 def status_error(
     request: Request, response: Response, url: str, now: float | None = None
 ) -> APIStatusError:
-    """Build the exception for a non-2xx response; ``now`` is Unix seconds (default: now)."""
+    """Build the exception for a non-2xx response; ``now`` is Unix seconds (default: now).
+
+    A server may echo the request back in its error (FastAPI's 422 ``input``): session
+    secret values the request carried are replaced by ``REDACTED`` in the body kept and
+    in the message.
+    """
     if now is None:
         now = time.time()
     status = response.status
     body = _parse_error_body(response.body)
+    secrets = _secret_values(request.body)
+    if secrets:
+        body = _scrub(body, secrets)
     summary, errors = _summary(body)
     message = f"{request.method} {request.path} -> HTTP {status}"
     if summary:

@@ -968,3 +968,36 @@ def test_poll_sessions_sends_ids_as_repeated_keys_with_a_full_page() -> None:
     )
     later = poll_sessions(Scope("org-1"), ["devin-a"], "cur")
     assert later.query[-1] == ("after", "cur")
+
+
+# ------------------------------------------------------------------ echoed secrets
+
+
+@pytest.mark.parametrize(
+    ("request_body", "error_body", "shown"),
+    [
+        (
+            b'{"prompt":"p","session_secrets":[{"key":"K","value":"hunter22"}]}',
+            b'{"detail":[{"loc":["body"],"msg":"no hunter22","type":"x","input":{"hunter22":1}}]}',
+            "no **********",
+        ),
+        (
+            b'{"prompt":"p","session_secrets":[{"key":"K","value":"hunter22"}]}',
+            b"<html>proxy saw hunter22</html>",
+            "<html>proxy saw **********</html>",
+        ),
+        (b'{"session_secrets": oops', b'{"detail":"hunter22"}', "hunter22"),  # not JSON
+        (b'{"session_secrets":["x",{"key":"K"}]}', b'{"detail":"hunter22"}', "hunter22"),
+        (b'["session_secrets"]', b'{"detail":"hunter22"}', "hunter22"),  # not an object
+        (None, b'{"detail":"hunter22"}', "hunter22"),
+    ],
+    ids=["fastapi-echo", "text-echo", "bad-request-json", "no-values", "array", "no-body"],
+)
+def test_status_error_redacts_secret_values_the_request_carried(
+    request_body: bytes | None, error_body: bytes, shown: str
+) -> None:
+    request = Request("POST", "/v3/organizations/o/sessions", body=request_body, idempotent=False)
+    err = status_error(request, Response(422, CIMultiDict(), error_body), URL, now=NOW)
+    assert str(err).endswith(shown)
+    if "**********" in shown:
+        assert "hunter22" not in repr(err.body)

@@ -219,3 +219,31 @@ def _app(handler: Callable[[web.Request], Awaitable[web.Response]]) -> web.Appli
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handler)
     return app
+
+
+async def test_an_error_body_that_echoes_a_session_secret_is_redacted(
+    aiohttp_server: AiohttpServer,
+) -> None:
+    # Regression (the test failed before the fix): a FastAPI server echoes the failing
+    # input in a 422, so the session secret's value came back in the error's body.
+    async def echo(request: web.Request) -> web.Response:
+        body = await request.json()
+        detail = [
+            {
+                "type": "string_too_long",
+                "loc": ["body", "session_secrets", 0],
+                "msg": f"bad secret {body['session_secrets'][0]['value']}",
+                "input": body["session_secrets"][0],
+            }
+        ]
+        return web.json_response({"detail": detail}, status=422)
+
+    server = await aiohttp_server(_app(echo), host="127.0.0.1")
+    secret = "s3cr3t-echoed-value"
+    async with DevinClient(
+        KEY, org_id="org-sec", base_url=str(server.make_url("")), exactly_once_create=False
+    ) as client:
+        with pytest.raises(UnprocessableEntityError) as info:
+            await client.create_session("p", session_secrets=[SessionSecret("TOKEN", secret)])
+    assert leaks(info.value, secret, KEY) == []
+    assert "TOKEN" in repr(info.value.body)  # the rest of the body is kept

@@ -1,7 +1,7 @@
 """The ~1 KB SessionResponse every benchmark serves and decodes.
 
 Every field of the spec's SessionResponse is present with a realistic, non-null value
-(shared/api/devin-v3-sessions.openapi.yaml, ``components.schemas.SessionResponse``), so
+(spec/devin-v3-sessions.openapi.yaml, ``components.schemas.SessionResponse``), so
 the decoders do their full work: open enums, nested pull requests, optional lists and
 the free-form ``structured_output`` object.
 """

@@ -1,7 +1,7 @@
-"""Contract test: the real client against Prism, loaded with the shared OpenAPI spec.
+"""Contract test: the real client against Prism, loaded with the project's OpenAPI spec.
 
 Prism (npm ``@stoplight/prism-cli``, installed into ``.prism/`` by ``.ci/prism.sh``)
-validates every request against ``../shared/api/devin-v3-sessions.openapi.yaml``: a
+validates every request against ``spec/devin-v3-sessions.openapi.yaml``: a
 request that breaks the spec gets a 4xx with the reasons in an ``sl-violations`` header.
 Every request the client can send is made here, in the organization and the enterprise
 scope where the spec has both, and each must come back 2xx with no violation. Prism does
@@ -53,7 +53,7 @@ from devin_async import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEC = ROOT.parent / "shared" / "api" / "devin-v3-sessions.openapi.yaml"
+SPEC = ROOT / "spec" / "devin-v3-sessions.openapi.yaml"
 PRISM_HOME = ROOT / ".prism"
 PRISM = PRISM_HOME / "node_modules" / ".bin" / "prism"
 STARTUP_SECONDS = 30.0
@@ -69,7 +69,7 @@ SCOPES = ["org", "enterprise"]
 
 def _skip_reason() -> str | None:
     if not SPEC.is_file():
-        return f"OpenAPI spec not found at ../shared/api/{SPEC.name} (shared/ beside the repo)"
+        return f"OpenAPI spec not found at spec/{SPEC.name}"
     if not PRISM.exists():
         return "Prism is not installed in .prism/: run .ci/prism.sh (needs npm)"
     if shutil.which("node") is None:

@@ -10,8 +10,10 @@ find the session it made. The rules, by how the create failed (``_retry.create_f
   repeatedly over a grace window (``grace`` seconds, by the injected clock) and the
   session is returned as soon as it appears; otherwise ``CreateOutcomeUnknownError``
   carries the marker and the key.
-- **Answered** 408/500/502/503: looked up once, and sent again only if it did not land
-  (``_retry.call_exactly_once``).
+- **Answered** 500/502: the server may have acted, and its list may lag, so the marker is
+  watched for over the grace window, and the create is sent again only if it never
+  appears. **Answered** 408/503 (the server declined): looked up once, then sent again
+  if it did not land (``_retry.call_exactly_once``).
 - A 429 or a connection refused before sending is simply retried (``call_with_retries``).
 
 A lookup accepts only a session whose ``tags`` hold the marker: a server that misreads
@@ -53,6 +55,7 @@ from ._retry import (
     call_exactly_once,
     create_failure,
     is_transient,
+    may_have_acted,
 )
 
 __all__ = [
@@ -191,7 +194,7 @@ class Creator:
         try:
             return await call_exactly_once(
                 lambda: self._send_marked(prepared.http, marker, key),
-                lambda: self._lookup(marker),
+                lambda failure: self._look_after(failure, marker),
                 policy=self._policy,
                 sleep=self._sleep,
                 what="create session",
@@ -229,28 +232,57 @@ class Creator:
 
     async def _await_landing(self, failure: DevinError, marker: str, key: str | None) -> Session:
         """Look ``marker`` up over the grace window; never send the create again."""
+        start = self._clock()
+        found, lookups, lookup_error = await self._watch(marker)
+        if found is not None:
+            log.debug("create session was not answered but landed; not sent again")
+            return found
+        elapsed = self._clock() - start
+        raise _outcome_unknown(failure, marker, key, elapsed, lookups, lookup_error)
+
+    async def _look_after(self, failure: BaseException, marker: str) -> Session | None:
+        """Tell whether a create answered with ``failure`` landed after all (None: no).
+
+        After a 500 or 502 the server may have acted, and its list may show the session
+        only later: it is watched for over the grace window. After a 408 or 503 (the
+        server declined) one lookup answers.
+
+        Raises:
+            DevinError: no lookup answered cleanly, so whether it landed is unknown.
+        """
+        if not may_have_acted(failure):
+            return await self._lookup(marker)
+        found, _, lookup_error = await self._watch(marker)
+        if found is None and lookup_error is not None:
+            raise lookup_error
+        return found
+
+    async def _watch(self, marker: str) -> tuple[Session | None, int, DevinError | None]:
+        """Look ``marker`` up until found or the grace window ends.
+
+        Returns the session found (or None), the number of lookups, and the failure of
+        the last lookup if it failed (None if it answered). A lookup that fails for good
+        (401, 403, ...) ends the window at once.
+        """
         clock = self._clock
-        start = clock()
-        deadline = start + self._grace
+        deadline = clock() + self._grace
         delays = PollBackoff(FIRST_LOOKUP_DELAY, MAX_LOOKUP_DELAY)
         lookups = 0
-        lookup_error: DevinError | None = None
         while True:
             lookups += 1
             try:
-                found = await self._lookup(marker)
+                found, lookup_error = await self._lookup(marker), None
             except DevinError as exc:
                 found, lookup_error = None, exc
                 if not is_transient(exc):
-                    break  # 401, 403, ...: looking again will not help
+                    break  # looking again will not help
             if found is not None:
-                log.debug("create session was not answered but landed; not sent again")
-                return found
+                break
             now = clock()
             if now >= deadline:
                 break
             await self._sleep(min(delays.next_delay(), deadline - now))
-        raise _outcome_unknown(failure, marker, key, clock() - start, lookups, lookup_error)
+        return found, lookups, lookup_error
 
 
 def _outcome_unknown(

@@ -45,6 +45,7 @@ __all__ = [
     "call_with_retries",
     "create_failure",
     "is_transient",
+    "may_have_acted",
     "retry_after_failure",
     "retry_reason",
     "server_delay",
@@ -255,6 +256,16 @@ def create_failure(exc: BaseException) -> CreateFailure:
     return "final"
 
 
+MAY_HAVE_ACTED = frozenset({500, 502})
+"""Answered statuses after which the server may have done what was asked (408 and 503
+decline a request; 504 is a gateway that gave up waiting, classed as unanswered)."""
+
+
+def may_have_acted(exc: BaseException) -> bool:
+    """Return True for an answered failure after which the server may have acted."""
+    return isinstance(exc, APIStatusError) and exc.status_code in MAY_HAVE_ACTED
+
+
 def _answered(exc: BaseException) -> bool:
     return create_failure(exc) == "answered"
 
@@ -268,7 +279,7 @@ def _look_again(exc: BaseException) -> bool:
 
 async def call_exactly_once(
     send: Callable[[], Awaitable[T]],
-    lookup: Callable[[], Awaitable[T | None]],
+    lookup: Callable[[BaseException], Awaitable[T | None]],
     *,
     policy: RetryPolicy,
     sleep: Sleep,
@@ -280,7 +291,7 @@ async def call_exactly_once(
     ``send`` makes one request, retried by itself only where the server cannot have
     acted (``call_with_retries``), and deals with an unanswered request itself (it never
     sends again after one). What is left is an *answered* failure that may have taken
-    effect (``create_failure`` says "answered"): then ``lookup()`` asks the server
+    effect (``create_failure`` says "answered"): then ``lookup(failure)`` asks the server
     whether the earlier attempt landed, and its result is returned if so; only when it
     finds nothing is ``send`` tried again, within the policy's bounds. When the last
     attempt allowed fails that way, one last lookup runs before its error is raised.
@@ -301,7 +312,7 @@ async def call_exactly_once(
 
     async def look_up() -> T | None:
         try:
-            return await lookup()
+            return await lookup(last[-1])
         except DevinError as exc:
             raise _LookupFailed(last[-1], exc) from None
 

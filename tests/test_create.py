@@ -22,6 +22,7 @@ from devin_async import (
     CreateOutcomeUnknownError,
     CreateSessionRequest,
     DevinClient,
+    DevinError,
     InternalServerError,
     Session,
     UnprocessableEntityError,
@@ -211,6 +212,31 @@ async def test_answered_5xx_that_landed_is_found(
         session = await client.create_session("hello")
     assert (posted(server), server.count(route="list_sessions")) == (1, 1)
     assert list(server.sessions) == [session.session_id]
+
+
+@pytest.mark.parametrize("status", [500, 502])
+async def test_answered_5xx_that_landed_behind_a_lagging_list_is_found(
+    server: FakeDevinServer, time_: FakeTime, status: int
+) -> None:
+    # Regression (the test failed before the fix): one lookup after the backoff missed
+    # the session the 500 had made, and the create was sent again: two sessions.
+    server.inject("status", status=status, times=1, route="create_session", when="after")
+    server.list_lag_reads = 3
+    async with make_client(server, time_) as client:
+        session = await client.create_session("hello")
+    assert (posted(server), server.sessions_created) == (1, 1)
+    assert list(server.sessions) == [session.session_id]
+
+
+async def test_answered_500_that_never_shows_is_sent_again_after_the_grace_window(
+    server: FakeDevinServer, time_: FakeTime
+) -> None:
+    server.inject("status", status=500, times=1, route="create_session")  # before acting
+    async with make_client(server, time_, create_grace=12.0) as client:
+        session = await client.create_session("hello")
+    assert (posted(server), server.sessions_created) == (2, 1)
+    assert list(server.sessions) == [session.session_id]
+    assert sum(time_.delays) >= 12.0  # watched for the whole window first
 
 
 async def test_answered_5xx_that_did_not_land_is_sent_again(
@@ -474,3 +500,59 @@ async def test_concurrent_creates_refused_for_the_marker_warn_once(
     assert server.sessions_created == 4
     assert posted(server) == 8  # each refused once with its marker, then sent without
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+
+
+# ---------------------------------------------------------------- every pair of faults
+
+# (kind, options, when): what a POST can meet, and whether the server acted on it.
+POST_FAULTS: dict[str, tuple[str, dict[str, Any], str] | None] = {
+    "ok": None,
+    "503-before": ("status", {"status": 503}, "before"),
+    "500-after": ("status", {"status": 500}, "after"),
+    "504-before": ("status", {"status": 504}, "before"),
+    "504-after": ("status", {"status": 504}, "after"),
+    "drop-before": ("drop", {}, "before"),
+    "drop-after": ("drop", {}, "after"),
+    "malformed-after": ("malformed", {}, "after"),
+    "429": ("rate_limit", {"retry_after": "1"}, "before"),
+}
+UNANSWERED = {"504-before", "504-after", "drop-before", "drop-after", "malformed-after"}
+LOOKUP_FAULTS: dict[str, tuple[str, dict[str, Any]] | None] = {
+    "ok": None,
+    "503": ("status", {"status": 503}),
+    "malformed": ("malformed", {}),
+    "403": ("status", {"status": 403}),
+}
+
+
+@pytest.mark.parametrize("lookup_fault", sorted(LOOKUP_FAULTS))
+@pytest.mark.parametrize("second", sorted(POST_FAULTS))
+@pytest.mark.parametrize("first", sorted(set(POST_FAULTS) - {"ok"}))
+async def test_no_pair_of_faults_makes_two_sessions_or_resends_an_unanswered_create(
+    server: FakeDevinServer, time_: FakeTime, first: str, second: str, lookup_fault: str
+) -> None:
+    for name in (first, second):
+        fault = POST_FAULTS[name]
+        if fault is not None:
+            kind, options, when = fault
+            server.inject(kind, times=1, route="create_session", when=when, **options)  # type: ignore[arg-type]
+    if (lookup := LOOKUP_FAULTS[lookup_fault]) is not None:
+        server.inject(lookup[0], times=1, route="list_sessions", **lookup[1])  # type: ignore[arg-type]
+    server.list_lag_reads = 1  # and the list lags behind the create
+    error: DevinError | None = None
+    async with make_client(server, time_) as client:
+        try:
+            session = await client.create_session("p")
+        except DevinError as exc:
+            error = exc
+    assert server.sessions_created <= 1
+    if error is None:
+        assert list(server.sessions) == [session.session_id]
+    elif isinstance(error, CreateOutcomeUnknownError) and lookup_fault != "403":
+        # Looked up for the whole grace window: had the session existed, it was found.
+        assert server.sessions_created == 0
+    posts = posted(server)
+    if first in UNANSWERED:
+        assert posts == 1  # never sent again after a POST that went unanswered
+    elif second in UNANSWERED:
+        assert posts <= 2

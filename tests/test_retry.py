@@ -475,7 +475,8 @@ class Lookup:
         self.answers = list(answers)
         self.calls = 0
 
-    async def __call__(self) -> object:
+    async def __call__(self, failure: BaseException) -> object:
+        assert isinstance(failure, APIStatusError | APIConnectionError)  # what it checks
         answer = self.answers[min(self.calls, len(self.answers) - 1)] if self.answers else None
         self.calls += 1
         if isinstance(answer, BaseException):

@@ -13,6 +13,10 @@ the event loop's own timers (no task per nap): the delay grows with the jittered
 backoff of ``_retry.PollBackoff``, resets when any state changes, and never undercuts a
 ``Retry-After``. A newcomer shortens a long nap to the first poll interval.
 
+A ``Retry-After`` follows the rule of requests (``RetryPolicy.max_retry_after``): up to
+that bound it delays the next tick; beyond it, the failure ends the waits it concerns at
+once instead of holding every wait of the client for the server's delay.
+
 List endpoint: https://docs.devin.ai/sdk/api/DevinApi/interfaces/SessionsQueryParams.md
 """
 
@@ -25,7 +29,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from ._errors import APIStatusError, AwaitTimeoutError, DevinError
 from ._models import Session
 from ._polling import Predicate, is_transient, wait_timed_out
-from ._retry import PollBackoff, server_delay
+from ._retry import PollBackoff, RetryPolicy, server_delay
 
 __all__ = ["LIST_BATCH", "MAX_QUERY_BYTES", "Poller", "Waiter", "batches"]
 
@@ -35,6 +39,8 @@ LIST_BATCH = 200  # the list endpoint's largest page ("first", 1-200)
 # Each id travels as "session_ids=<id>&" in the URL; front ends commonly refuse request
 # lines past 8-16 KiB, so a batch also stops at this many bytes of ids.
 MAX_QUERY_BYTES = 12_000
+# A Retry-After beyond this many seconds ends the waits it concerns (the request rule).
+MAX_RETRY_AFTER = RetryPolicy().max_retry_after
 
 
 def batches(
@@ -348,15 +354,31 @@ class Poller:
         return changed
 
     def _failed(self, ids: Sequence[str], exc: BaseException) -> float:
-        """Hand a fatal error to the waiters of ``ids``; return the delay a transient asks."""
+        """Hand a fatal error to the waiters of ``ids``; return the delay a transient asks.
+
+        A transient failure whose Retry-After exceeds ``MAX_RETRY_AFTER`` is fatal, as it
+        is for a request: those waits end at once with it (a RateLimitError's
+        ``.retry_after`` says how long the server asked for), and it delays no other wait.
+        """
         transient = isinstance(exc, DevinError) and is_transient(exc)
+        delay = (server_delay(exc) or 0.0) if transient else 0.0
+        if delay > MAX_RETRY_AFTER:
+            transient = False
+            log.debug(
+                "poll of %d session(s) failed (%s) asking for %.0fs, over %.0fs; "
+                "ending their waits",
+                len(ids),
+                exc,
+                delay,
+                MAX_RETRY_AFTER,
+            )
         for session_id in ids:
             for waiter in self._waiters.get(session_id, ()):
                 waiter.fail(exc, fatal=not transient)
         if not transient:
             return 0.0
         log.debug("poll of %d session(s) failed (%s); will retry", len(ids), exc)
-        return server_delay(exc) or 0.0
+        return delay
 
 
 def _key(session: Session) -> tuple[object, object]:

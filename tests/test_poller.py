@@ -20,16 +20,19 @@ from devin_async._errors import (
     APIStatusError,
     APITimeoutError,
     AuthenticationError,
+    AwaitTimeoutError,
     ClientClosedError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
     ResponseValidationError,
 )
+from devin_async._fanout import SessionWaits
 from devin_async._models import Session
 from devin_async._poller import LIST_BATCH, MAX_QUERY_BYTES, Poller, Waiter, batches
 from devin_async._polling import Predicate, is_settled
 from devin_async._protocol import Request, Response, status_error
+from devin_async._retry import RetryPolicy
 
 URL = "https://api.devin.ai/v3/organizations/org-1/sessions"
 TASK_NAME = "devin_async poller"
@@ -530,6 +533,128 @@ async def test_a_newcomer_does_not_cut_a_retry_after_nap(harness: Harness, api: 
     await asyncio.sleep(0.1)
     assert api.one_calls == ["devin-a"]
     assert api.many_calls == []
+
+
+# The request retry policy's bound: a longer Retry-After is raised at once, not slept on.
+MAX_RETRY_AFTER = RetryPolicy().max_retry_after
+BEYOND = [
+    rate_limited(MAX_RETRY_AFTER + 1),
+    rate_limited(3600),
+    http_error(503, **{"Retry-After": "3600"}),
+]
+BEYOND_IDS = ["429-just-beyond", "429-an-hour", "503-an-hour"]
+
+
+@pytest.mark.parametrize("error", BEYOND, ids=BEYOND_IDS)
+async def test_a_retry_after_beyond_the_bound_ends_the_waits_of_its_id_at_once(
+    get_only: Harness, api: FakeApi, error: APIStatusError
+) -> None:
+    # Issue 9: one 429 asking for an hour froze every wait on the client until its
+    # deadline. The waits of the refused id end with that error; the others go on.
+    api.script("devin-a", error, WORKING)
+    api.script("devin-b", WORKING, WORKING, FINISHED)
+    limited = [get_only.wait("devin-a"), get_only.wait("devin-a")]
+    other = get_only.wait("devin-b")
+    for waiter in limited:
+        with pytest.raises(type(error)) as info:
+            await outcome(waiter)
+        assert info.value is error
+        assert waiter.last_error is error
+        get_only.poller.unsubscribe(waiter)  # as await_session does when the wait ends
+    assert (await outcome(other)).status_detail == "finished"  # not held for the hour
+    assert api.one_count("devin-a") == 1  # the refused id was not read again
+    assert api.one_count("devin-b") == 3
+
+
+@pytest.mark.parametrize("error", BEYOND, ids=BEYOND_IDS)
+async def test_a_retry_after_beyond_the_bound_ends_the_waits_of_its_batch_at_once(
+    harness: Harness, api: FakeApi, error: APIStatusError
+) -> None:
+    api.many_failures = [error]
+    slow = {"poll_interval": 10, "max_poll_interval": 10}  # no second tick in this test
+    waiters = [harness.wait("devin-a", **slow), harness.wait("devin-b", **slow)]
+    for waiter in waiters:
+        with pytest.raises(type(error)) as info:
+            await outcome(waiter)
+        assert info.value is error
+    assert len(api.many_calls) == 1
+    assert api.one_calls == []
+
+
+async def test_a_retry_after_at_the_bound_is_still_waited_for(
+    harness: Harness, api: FakeApi
+) -> None:
+    # The same rule as requests: up to max_retry_after the server's delay is honoured.
+    api.script("devin-a", rate_limited(MAX_RETRY_AFTER), WORKING)
+    waiter = harness.wait("devin-a")
+    await eventually(lambda: api.one_calls == ["devin-a"])
+    await asyncio.sleep(0.05)  # about fifty poll intervals
+    assert api.one_calls == ["devin-a"]
+    assert not waiter.future.done()
+    assert isinstance(waiter.last_error, RateLimitError)
+
+
+async def test_a_retry_after_nap_does_not_keep_a_wait_past_its_deadline(
+    harness: Harness, api: FakeApi
+) -> None:
+    # The poller naps 30 s on the server's word; a wait's deadline belongs to whoever
+    # awaits it (await_session's asyncio.timeout), which ends it on time regardless.
+    api.script("devin-a", rate_limited(30), WORKING)
+    waiter = harness.wait("devin-a")
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await waiter.future
+    timed_out = waiter.timed_out(0.05, loop.time() - start)
+    harness.poller.unsubscribe(waiter)
+    await harness.poller.stopped()  # the last one out ends the nap, too
+    assert poller_tasks() == []
+    assert isinstance(timed_out.last_error, RateLimitError)
+    assert waiter.polls == 1
+    assert api.one_calls == ["devin-a"]
+
+
+async def test_a_retry_after_nap_does_not_keep_a_fan_out_past_its_deadline(
+    harness: Harness, api: FakeApi
+) -> None:
+    # The same for the fan-out iterators, whose deadline is anyio.fail_after.
+    api.many_failures = [rate_limited(30)]
+    waits = SessionWaits(
+        harness.poller,
+        ["devin-a", "devin-b"],
+        until=is_settled,
+        timeout=0.05,
+        **FAST,
+    )
+    async with asyncio.timeout(5):  # a safety net, far beyond the deadline under test
+        results = [result async for result in waits]
+    await waits.aclose()
+    assert [r.session_id for r in results] == ["devin-a", "devin-b"]
+    for result in results:
+        assert isinstance(result.error, AwaitTimeoutError)
+        assert isinstance(result.error.last_error, RateLimitError)
+    assert len(api.many_calls) == 1
+    assert poller_tasks() == []
+
+
+async def test_a_retry_after_beyond_the_bound_ends_a_fan_out_item_at_once(
+    harness: Harness, api: FakeApi
+) -> None:
+    error = rate_limited(3600)
+    api.hidden = {"devin-a"}  # read with GET, which is refused for an hour
+    api.script("devin-a", error)
+    api.script("devin-b", WORKING, FINISHED)
+    waits = SessionWaits(
+        harness.poller, ["devin-a", "devin-b"], until=is_settled, timeout=5, **FAST
+    )
+    async with waits:
+        results = {r.session_id: r async for r in waits}
+    assert results["devin-a"].error is error
+    session = results["devin-b"].session
+    assert session is not None
+    assert session.status_detail == "finished"
+    assert api.one_count("devin-a") == 1
 
 
 @pytest.mark.parametrize(

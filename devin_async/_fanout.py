@@ -2,8 +2,9 @@
 
 Nothing here creates a task per waited session: waits are futures of the client's
 ``Poller``, and their results travel through an anyio memory stream. Each iterator
-unsubscribes its waits when it ends, when it is closed, or when it is garbage
-collected, so an abandoned loop never keeps the poller running.
+unsubscribes its waits when it ends, when it is closed, when a cancel (or any other
+error) escapes one of its steps, or when it is garbage collected, so an abandoned or
+cancelled loop never keeps the poller running.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import contextlib
 import functools
 import math
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import anyio
 import attrs
@@ -29,6 +30,8 @@ from ._polling import Predicate
 __all__ = ["SessionResult", "SessionWaits", "SessionWatch", "create_many"]
 
 _P = TypeVar("_P")
+_T = TypeVar("_T")
+_S = TypeVar("_S", bound="_Subscription")
 
 Stream = MemoryObjectSendStream[object]
 # Told when one wait ends: the waiter, the outcome ("settled", "timeout", "error"), seconds.
@@ -91,6 +94,28 @@ def _release(
             future.cancel()
     send.close()
     receive.close()
+
+
+def _releasing(step: Callable[[_S], Awaitable[_T]]) -> Callable[[_S], Coroutine[Any, Any, _T]]:
+    """Make anything but the end of iteration escaping ``step`` release every wait.
+
+    A cancel (or any other BaseException) raised inside a step closes the iterator at
+    once, as ``close()`` does, and goes on unchanged: a loop without ``async with`` that
+    is cancelled stops the poller without waiting for the garbage collector, the way a
+    cancelled async generator is closed.
+    """
+
+    @functools.wraps(step)
+    async def guarded(self: _S) -> _T:
+        try:
+            return await step(self)
+        except StopAsyncIteration:
+            raise
+        except BaseException:
+            self.close()
+            raise
+
+    return guarded
 
 
 class _Subscription(abc.ABC):
@@ -206,6 +231,7 @@ class SessionWatch(_Subscription):
         self._waiters.append(waiter)
         waiter.future.add_done_callback(functools.partial(_post, self._send, _END))
 
+    @_releasing
     async def __anext__(self) -> Session:
         if not self._release.alive:
             raise StopAsyncIteration
@@ -273,6 +299,7 @@ class SessionWaits(_Subscription):
             if not waiter.future.done():
                 waiter.future.set_exception(waiter.timed_out(self._timeout, elapsed))
 
+    @_releasing
     async def next_indexed(self) -> tuple[int, SessionResult]:
         """Return the next result with its position in ``session_ids``."""
         if self._left == 0 or not self._release.alive:

@@ -222,6 +222,72 @@ async def test_an_abandoned_iterator_releases_its_waits(server: FakeDevinServer)
         assert server.count() == polls
 
 
+async def assert_released(
+    server: FakeDevinServer, client: DevinClient, before: set[asyncio.Task[object]]
+) -> None:
+    """No wait is left: the poller task has ended and nothing polls any more."""
+    await client._poller.stopped()
+    assert leftover_tasks(before) == []
+    polls = server.count()
+    await asyncio.sleep(0.05)
+    assert server.count() == polls
+
+
+async def test_cancelling_a_task_inside_as_completed_releases_its_waits_at_once(
+    server: FakeDevinServer,
+) -> None:
+    # Issue 9: without ``async with``, only the garbage collector used to release them.
+    server.queue_timeline(FINISHES)
+    server.queue_timeline([Step("running", "working")])  # never settles
+    async with make_client(server) as client:
+        created = await create(client, 2)
+        before = asyncio.all_tasks()
+        waits = client.as_completed(s.session_id for s in created)  # kept referenced
+        got = asyncio.Event()
+
+        async def follow() -> None:
+            async for _ in waits:
+                got.set()  # then waits for the second session inside __anext__
+
+        task = asyncio.create_task(follow())
+        async with asyncio.timeout(5):
+            await got.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await assert_released(server, client, before)
+        with pytest.raises(StopAsyncIteration):  # closed, as an async generator would be
+            await waits.__anext__()
+
+
+async def test_cancelling_a_task_inside_watch_session_releases_its_wait_at_once(
+    server: FakeDevinServer,
+) -> None:
+    server.default_timeline = [Step("running", "working")]
+    async with make_client(server) as client:
+        (session,) = await create(client, 1)
+        before = asyncio.all_tasks()
+        states = client.watch_session(session.session_id)
+        seen: list[object] = []
+        got = asyncio.Event()
+
+        async def follow() -> None:
+            async for state in states:
+                seen.append(state.status_detail)
+                got.set()
+
+        task = asyncio.create_task(follow())
+        async with asyncio.timeout(5):
+            await got.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await assert_released(server, client, before)
+        assert seen == ["working"]
+        with pytest.raises(StopAsyncIteration):
+            await states.__anext__()
+
+
 async def test_cancelling_one_waiter_leaves_the_others_polling(server: FakeDevinServer) -> None:
     server.queue_timeline([Step("running", "working")])
     server.queue_timeline([Step("running", "working", reads=6), Step("running", "finished")])

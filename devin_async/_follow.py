@@ -12,6 +12,7 @@ sending a message resumes a suspended session
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 
 import attrs
 
@@ -39,24 +40,38 @@ class SessionUpdate:
     message: Message | None = None
 
 
+class _OutOfTime(Exception):
+    """The wait's deadline passed while more message pages were left to read."""
+
+
 async def _new_messages(
-    state: WaitState, pages: Callable[[str | None], Pager[Message]]
+    state: WaitState,
+    pages: Callable[[str | None], Pager[Message]],
+    expired: Callable[[], bool],
 ) -> AsyncIterator[tuple[Message, WaitState]]:
-    """Yield the messages after ``state``, each with the state that resumes after it."""
+    """Yield the messages after ``state``, each with the state that resumes after it.
+
+    Raises:
+        _OutOfTime: ``expired()`` turned true with another page still to read; the
+            messages yielded before it stand, each with the state that resumes after it.
+    """
     cursor = state.message_cursor
     skip_to = state.last_event_id
-    async for page in pages(cursor).pages():
-        items = page.items
-        ids = [m.event_id for m in items]
-        if skip_to is not None and skip_to in ids:
-            items = items[ids.index(skip_to) + 1 :]
-        skip_to = None
-        for message in items:
-            state = attrs.evolve(state, message_cursor=cursor, last_event_id=message.event_id)
-            yield message, state
-        if page.end_cursor:  # a full page: later reads start after it
-            cursor = page.end_cursor
-            state = attrs.evolve(state, message_cursor=cursor, last_event_id=None)
+    async with aclosing(pages(cursor).pages()) as stream:
+        async for page in stream:
+            items = page.items
+            ids = [m.event_id for m in items]
+            if skip_to is not None and skip_to in ids:
+                items = items[ids.index(skip_to) + 1 :]
+            skip_to = None
+            for message in items:
+                state = attrs.evolve(state, message_cursor=cursor, last_event_id=message.event_id)
+                yield message, state
+            if page.end_cursor:  # a full page: later reads start after it
+                cursor = page.end_cursor
+                state = attrs.evolve(state, message_cursor=cursor, last_event_id=None)
+            if page.has_next_page and page.end_cursor and expired():  # the Pager reads on
+                raise _OutOfTime
 
 
 async def follow(
@@ -75,9 +90,11 @@ async def follow(
 
     Each tick reads the session, then the messages, and reports the messages first:
     a question arrives before the ``waiting_for_user`` it caused, even on the tick
-    that settles the session. Transient failures are retried
-    on the next tick; the delay between ticks backs off while nothing happens and
-    returns to ``poll_interval`` when something does.
+    that settles the session. The deadline also stops a read of many pages: a tick cut
+    short by it reports no state change (messages before it may be unread), and the
+    wait ends with ``AwaitTimeoutError``. Transient failures are retried on the next
+    tick; the delay between ticks backs off while nothing happens and returns to
+    ``poll_interval`` when something does.
 
     Raises:
         AwaitTimeoutError: ``timeout`` seconds passed before the session settled.
@@ -88,8 +105,12 @@ async def follow(
     last: Session | None = None
     last_error: DevinError | None = None
     polls = 0
+
+    def expired() -> bool:
+        return clock() - start >= timeout
+
     while True:
-        if clock() - start >= timeout:
+        if expired():
             raise wait_timed_out(
                 state.session_id,
                 timeout,
@@ -103,9 +124,12 @@ async def follow(
         try:
             session = await get_session(state.session_id)
             if message_pages is not None:
-                async for message, after in _new_messages(state, message_pages):
+                async for message, after in _new_messages(state, message_pages, expired):
                     active, state = True, after
                     yield SessionUpdate(state, message=message)
+        except _OutOfTime:
+            last = session  # seen, but not reported: messages before it are unread
+            continue  # the deadline check above ends the wait
         except DevinError as exc:
             if not is_transient(exc):
                 raise

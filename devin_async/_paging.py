@@ -7,15 +7,23 @@ https://docs.devin.ai/api-reference/v3/sessions/get-organizations-session-messag
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Generic, Self, TypeVar
 
 from ._errors import ResponseValidationError
 from ._models import Page
 
-__all__ = ["Pager"]
+__all__ = ["EMPTY_PAGE_LIMIT", "Pager"]
 
 T = TypeVar("T")
+
+EMPTY_PAGE_LIMIT = 10
+"""How many empty pages in a row that each promise more a pager follows before it gives up.
+
+An empty page that promises more is followed (a page with items starts the count again),
+but a server that answers such pages with fresh cursors forever would otherwise be read
+forever: at the tenth in a row the pager raises ``ResponseValidationError``.
+"""
 
 FetchPage = Callable[[str | None], Awaitable[Page[T]]]
 
@@ -25,8 +33,9 @@ class Pager(Generic[T]):
 
     ``async for item in pager`` fetches a page only when the previous one is used up,
     and stops after ``limit`` items when one is set. ``pages()`` yields whole pages.
-    A server that hands back a cursor it already gave is treated as the end of the list
-    instead of looping forever.
+    A server that hands back a cursor it already gave, or ``EMPTY_PAGE_LIMIT`` empty
+    pages in a row that each promise more, raises ``ResponseValidationError`` instead of
+    being read forever.
 
     Args:
         fetch: fetches the page after a cursor (None for the first page).
@@ -42,10 +51,16 @@ class Pager(Generic[T]):
         self._limit = limit
         self._items: AsyncIterator[T] | None = None
 
-    async def pages(self) -> AsyncIterator[Page[T]]:
-        """Yield the pages one by one, following ``end_cursor`` to the end."""
+    async def pages(self) -> AsyncGenerator[Page[T], None]:
+        """Yield the pages one by one, following ``end_cursor`` to the end.
+
+        Raises:
+            ResponseValidationError: the server returned a cursor it had already returned,
+                or ``EMPTY_PAGE_LIMIT`` empty pages in a row that each promised more.
+        """
         after = self._after
         seen: set[str] = set()
+        empty = 0
         while True:
             page = await self._fetch(after)
             yield page
@@ -55,6 +70,12 @@ class Pager(Generic[T]):
             if cursor in seen:
                 raise ResponseValidationError(
                     "the server returned a cursor it had already returned", body=cursor[:200]
+                )
+            empty = 0 if page.items else empty + 1
+            if empty >= EMPTY_PAGE_LIMIT:
+                raise ResponseValidationError(
+                    f"the server returned {empty} empty pages in a row that each promised more",
+                    body=cursor[:200],
                 )
             seen.add(cursor)
             after = cursor

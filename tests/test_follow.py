@@ -12,10 +12,12 @@ from devin_async import (
     Message,
     NotFoundError,
     Page,
+    ResponseValidationError,
     Session,
     WaitState,
 )
 from devin_async._follow import SessionUpdate, follow, page_fetcher
+from devin_async._paging import EMPTY_PAGE_LIMIT
 from devin_async._polling import is_settled
 
 SID = "devin-1"
@@ -175,3 +177,152 @@ async def test_deadline_after_failing_polls_names_the_last_failure() -> None:
     assert info.value.last_error is failure
     assert "the last poll failed: APIConnectionError: proxy said no" in str(info.value)
     assert "last seen: running/working" in str(info.value)
+
+
+class EndlessApi(FakeApi):
+    """A session that keeps working, and message pages that never end.
+
+    Every page holds ``per_page`` new messages (none by default) and a fresh cursor that
+    promises more; each page read takes ``cost`` seconds of fake time. ``pages`` counts the
+    page reads, and a runaway read fails the test instead of hanging it.
+    """
+
+    def __init__(
+        self, state: Session, *, per_page: int = 0, cost: float = 0.0, runaway: int = 1000
+    ) -> None:
+        super().__init__([state], [])
+        self.per_page = per_page
+        self.cost = cost
+        self.runaway = runaway
+        self.pages = 0
+
+    async def page(self, after: str | None) -> Page[Message]:
+        self.pages += 1
+        assert self.pages <= self.runaway, "the follow never stopped reading"
+        self.now += self.cost
+        start = 0 if after is None else int(after)
+        chunk = tuple(message(n) for n in range(start + 1, start + 1 + self.per_page))
+        return Page(chunk, end_cursor=str(start + max(self.per_page, 1)), has_next_page=True)
+
+
+async def drain(updates: AsyncIterator[SessionUpdate], into: list[SessionUpdate]) -> None:
+    """Keep every update in ``into``, also when the follow then raises."""
+    async for update in updates:
+        into.append(update)
+
+
+async def test_endless_empty_message_pages_end_at_the_deadline() -> None:
+    # Regression (issue 9; the test failed before the fix): follow_session(timeout=2) ran
+    # past 10 s and 27,000 requests against empty message pages with fresh cursors.
+    api = EndlessApi(session("running", "working"))
+    updates: list[SessionUpdate] = []
+    with pytest.raises(AwaitTimeoutError) as info:
+        await drain(api.follow(WaitState(SID), timeout=2.0), updates)
+    assert updates == []  # a tick whose messages failed reports no state
+    # Two ticks (t=0 and t=1..1.5), each a GET and EMPTY_PAGE_LIMIT pages; then t=2.
+    assert (api.gets, api.pages) == (2, 2 * EMPTY_PAGE_LIMIT)
+    assert api.now == 2.0
+    assert info.value.polls == 2
+    assert isinstance(info.value.last_error, ResponseValidationError)
+    assert "empty pages in a row" in str(info.value)
+
+
+async def test_slow_endless_pages_stop_at_the_deadline() -> None:
+    # Regression (issue 9; the test failed before the fix): the pages read within one tick
+    # ignored the deadline, so a follow with timeout=2 ran as long as the pages lasted.
+    api = EndlessApi(session("running", "working"), cost=0.25)
+    with pytest.raises(AwaitTimeoutError) as info:
+        [u async for u in api.follow(WaitState(SID), timeout=2.0)]
+    assert (api.gets, api.pages) == (1, 8)  # 8 x 0.25 s: the deadline, before the bound
+    assert api.now == 2.0
+    assert info.value.elapsed == 2.0
+    assert info.value.session == session("running", "working")
+
+
+async def test_a_read_cut_by_the_deadline_reports_no_state_and_resumes() -> None:
+    # Messages come before the state they caused even when the deadline cuts the read:
+    # the question's state is not reported until every message before it has been.
+    asks = session("running", "waiting_for_user")
+    api = EndlessApi(asks, per_page=2, cost=0.5)
+    updates: list[SessionUpdate] = []
+    with pytest.raises(AwaitTimeoutError):
+        await drain(api.follow(WaitState(SID), timeout=2.0), updates)
+    assert [describe(u) for u in updates] == [f"m{n}" for n in range(1, 9)]
+    assert api.pages == 4
+    # Resuming from the last saved state replays nothing and goes on from m9.
+    again = EndlessApi(asks, per_page=2, cost=0.5)
+    rest: list[SessionUpdate] = []
+    with pytest.raises(AwaitTimeoutError):
+        await drain(again.follow(updates[-1].state, timeout=1.0), rest)
+    # The first page read again holds m7 and m8: skipped, not replayed.
+    assert [describe(u) for u in rest] == ["m9", "m10"]
+
+
+async def test_a_deadline_after_the_last_page_still_reports_the_state() -> None:
+    # The deadline stops only a read that would go on: a read that ended reports its state.
+    api = FakeApi([session("exit")], [[message(1), message(2), message(3)]])
+
+    async def slow(after: str | None) -> Page[Message]:
+        api.now += 1.0
+        return await api.page(after)
+
+    updates = follow(
+        WaitState(SID),
+        get_session=api.get_session,
+        message_pages=page_fetcher(slow),
+        until=is_settled,
+        timeout=2.0,
+        poll_interval=1.0,
+        max_poll_interval=8.0,
+        sleep=api.sleep,
+        clock=api.clock,
+    )
+    assert [describe(u) async for u in updates] == ["m1", "m2", "m3", "exit/None"]
+    assert api.now == 2.0
+
+
+async def test_follow_session_against_endless_empty_pages_ends_at_its_deadline() -> None:
+    # Regression (issue 9; the test failed before the fix), end to end over a socket.
+    from aiohttp import web
+    from fakes import FakeTime
+
+    from devin_async import DevinClient
+
+    asked: list[str] = []
+    body = {
+        "session_id": SID,
+        "url": "https://app.devin.ai/sessions/" + SID,
+        "status": "running",
+        "status_detail": "working",
+        "org_id": "org-test",
+        "created_at": 1,
+        "updated_at": 1,
+        "acus_consumed": 0.0,
+    }
+
+    async def handle(request: web.Request) -> web.Response:
+        asked.append(request.path)
+        assert len(asked) <= 1000, "the follow never stopped reading"
+        if request.path.endswith("/messages"):
+            page = {"items": [], "end_cursor": f"c{len(asked)}", "has_next_page": True}
+            return web.json_response({**page, "total": None})
+        return web.json_response(body)
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    time = FakeTime()
+    try:
+        async with DevinClient(
+            "cog_test_key_0123456789", org_id="org-test", base_url=url, sleep=time, clock=time.clock
+        ) as client:
+            with pytest.raises(AwaitTimeoutError):
+                [u async for u in client.follow_session(SID, timeout=2.0, poll_interval=1.0)]
+    finally:
+        await runner.cleanup()
+    assert time.now == 1002.0
+    messages = [path for path in asked if path.endswith("/messages")]
+    assert (len(asked) - len(messages), len(messages)) == (2, 2 * EMPTY_PAGE_LIMIT)

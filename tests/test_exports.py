@@ -15,7 +15,7 @@ from devin_async import _errors
 # Private modules whose __all__ is public API, with the names deliberately kept internal.
 PUBLIC_MODULES: dict[str, set[str]] = {
     "devin_async._client": set(),
-    "devin_async._paging": set(),
+    "devin_async._paging": {"EMPTY_PAGE_LIMIT"},  # the bound on endless empty pages
     "devin_async._events": {"Hooks"},  # the client's dispatcher
     "devin_async._errors": {"StatusInfo"},  # typing helper for the constructors' **kwargs
     "devin_async._models": set(),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 import time
 from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
@@ -76,20 +75,7 @@ DEFAULT_PAGE_SIZE = 100
 
 def _positive(name: str, value: float) -> float:
     """Return ``value`` as seconds if it is a positive finite number, else raise."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigurationError(f"{name} must be a number of seconds, not {type(value).__name__}")
-    if not (value > 0 and math.isfinite(value)):
-        raise ConfigurationError(
-            f"{name} must be a positive finite number of seconds, got {value!r}"
-        )
-    return float(value)
-
-
-def _count(name: str, value: int, least: int) -> int:
-    """Return ``value`` if it is an int of at least ``least``, else raise."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise ConfigurationError(f"{name} must be an int >= {least}, got {value!r}")
-    return value
+    return _protocol.check_positive(name, value, error=ConfigurationError)
 
 
 def _usable_key(key: object) -> bool:
@@ -170,7 +156,9 @@ class DevinClient:
         self.base_url = _protocol.check_base_url(
             base_url or os.environ.get("DEVIN_BASE_URL") or _protocol.DEFAULT_BASE_URL
         )
-        self._policy = RetryPolicy(max_retries=_count("max_retries", max_retries, 0))
+        self._policy = RetryPolicy(
+            max_retries=_protocol.check_count("max_retries", max_retries, 0, ConfigurationError)
+        )
         self.timeout = _positive("timeout", timeout)
         self.poll_interval = _positive("poll_interval", poll_interval)
         self.max_poll_interval = _positive("max_poll_interval", max_poll_interval)

@@ -26,6 +26,7 @@ from ._errors import AwaitTimeoutError, DevinError
 from ._models import CreateSessionRequest, Session
 from ._poller import Poller, Waiter
 from ._polling import Predicate
+from ._protocol import check_count
 
 __all__ = ["SessionResult", "SessionWaits", "SessionWatch", "create_many"]
 
@@ -237,9 +238,8 @@ class SessionWatch(_Subscription):
             raise StopAsyncIteration
         try:
             item = await self._next()
-        except TimeoutError:
+        except TimeoutError:  # _releasing closes the iterator as the error escapes
             waiter = self._waiters[0]
-            self.close()
             timeout = waiter.timed_out(self._timeout, self._elapsed())
             self._finished(waiter, timeout)
             raise timeout from None
@@ -318,8 +318,8 @@ class SessionWaits(_Subscription):
         if error is None:
             return index, SessionResult(waiter.session_id, session=waiter.future.result())
         if not isinstance(error, DevinError):
-            self.close()
-            raise error  # the caller's own predicate failed: that is their bug to see
+            # The caller's own predicate failed: their bug to see (_releasing closes).
+            raise error
         return index, SessionResult(waiter.session_id, error=error)
 
     async def __anext__(self) -> SessionResult:
@@ -352,8 +352,7 @@ async def create_many(
         TypeError: ``requests`` is a bare string (it would be split into characters).
         ValueError: ``concurrency`` is not an int >= 1, or a request is invalid.
     """
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ValueError(f"concurrency must be an int >= 1, got {concurrency!r}")
+    check_count("concurrency", concurrency, 1)
     if isinstance(requests, str | bytes):
         raise TypeError("create_sessions takes a list of prompts or requests, not one string")
     items = [

@@ -112,6 +112,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 from ._errors import ConfigurationError
+from ._protocol import check_count, check_positive
 
 __all__ = [
     "BACKOFF",
@@ -505,21 +506,11 @@ class Governor:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        if requests_per_second is not None and (
-            isinstance(requests_per_second, bool)
-            or not isinstance(requests_per_second, int | float)
-            or not (requests_per_second > 0 and math.isfinite(requests_per_second))
-        ):
-            raise ConfigurationError(
-                f"requests_per_second must be a positive number or None, "
-                f"got {requests_per_second!r}"
+        if requests_per_second is not None:
+            requests_per_second = check_positive(
+                "requests_per_second", requests_per_second, "requests/second", ConfigurationError
             )
-        if (
-            isinstance(max_in_flight, bool)
-            or not isinstance(max_in_flight, int)
-            or max_in_flight < 1
-        ):
-            raise ConfigurationError(f"max_in_flight must be an int >= 1, got {max_in_flight!r}")
+        check_count("max_in_flight", max_in_flight, 1, ConfigurationError)
         now = clock()
         self._clock = clock
         self._sleep = sleep

@@ -48,7 +48,9 @@ __all__ = [
     "Scope",
     "archive_session",
     "check_base_url",
+    "check_count",
     "check_page_size",
+    "check_positive",
     "check_strings",
     "check_tags",
     "create_session",
@@ -291,6 +293,24 @@ def create_session(scope: Scope, request: CreateSessionRequest) -> Request:
 
 MAX_TAGS = 50  # per session: https://docs.devin.ai/api-reference/v3/sessions/post-organizations-session-tags.md
 MAX_PAGE = 200  # "first", 1-200, on every v3 list
+
+
+def check_count(name: str, value: int, least: int, error: type[ValueError] = ValueError) -> int:
+    """Return ``value`` if it is an int (not a bool) of at least ``least``, else raise ``error``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise error(f"{name} must be an int >= {least}, got {value!r}")
+    return value
+
+
+def check_positive(
+    name: str, value: float, unit: str = "seconds", error: type[ValueError] = ValueError
+) -> float:
+    """Return ``value`` as a float if it is a positive finite number, else raise ``error``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise error(f"{name} must be a number of {unit}, not {type(value).__name__}")
+    if not (value > 0 and math.isfinite(value)):
+        raise error(f"{name} must be a positive finite number of {unit}, got {value!r}")
+    return float(value)
 
 
 def check_page_size(first: int) -> int:

@@ -7,6 +7,7 @@ import gc
 import logging
 import math
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -233,6 +234,28 @@ async def assert_released(
     assert server.count() == polls
 
 
+async def cancel_after_first(iterator: AsyncIterator[Any]) -> list[Any]:
+    """Iterate in a task without ``async with``, and cancel it inside ``__anext__``.
+
+    Returns the items seen before the cancel (the task waits for the next one then).
+    """
+    seen: list[Any] = []
+    got = asyncio.Event()
+
+    async def follow() -> None:
+        async for item in iterator:
+            seen.append(item)
+            got.set()
+
+    task = asyncio.create_task(follow())
+    async with asyncio.timeout(5):
+        await got.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    return seen
+
+
 async def test_cancelling_a_task_inside_as_completed_releases_its_waits_at_once(
     server: FakeDevinServer,
 ) -> None:
@@ -243,19 +266,9 @@ async def test_cancelling_a_task_inside_as_completed_releases_its_waits_at_once(
         created = await create(client, 2)
         before = asyncio.all_tasks()
         waits = client.as_completed(s.session_id for s in created)  # kept referenced
-        got = asyncio.Event()
-
-        async def follow() -> None:
-            async for _ in waits:
-                got.set()  # then waits for the second session inside __anext__
-
-        task = asyncio.create_task(follow())
-        async with asyncio.timeout(5):
-            await got.wait()
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        seen = await cancel_after_first(waits)
         await assert_released(server, client, before)
+        assert [r.session_id for r in seen] == [created[0].session_id]
         with pytest.raises(StopAsyncIteration):  # closed, as an async generator would be
             await waits.__anext__()
 
@@ -268,22 +281,9 @@ async def test_cancelling_a_task_inside_watch_session_releases_its_wait_at_once(
         (session,) = await create(client, 1)
         before = asyncio.all_tasks()
         states = client.watch_session(session.session_id)
-        seen: list[object] = []
-        got = asyncio.Event()
-
-        async def follow() -> None:
-            async for state in states:
-                seen.append(state.status_detail)
-                got.set()
-
-        task = asyncio.create_task(follow())
-        async with asyncio.timeout(5):
-            await got.wait()
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        seen = await cancel_after_first(states)
         await assert_released(server, client, before)
-        assert seen == ["working"]
+        assert [s.status_detail for s in seen] == ["working"]
         with pytest.raises(StopAsyncIteration):
             await states.__anext__()
 

@@ -585,6 +585,7 @@ def fake_server_options(args: argparse.Namespace) -> dict[str, Any]:
         "array_encoding": args.array_encoding,
         "list_lag_reads": args.list_lag_reads,
         "list_lag_seconds": args.list_lag_seconds,
+        "message_lag_reads": args.message_lag_reads,
         "handler_cancellation": args.cancel_handlers or None,
     }
     return {name: value for name, value in given.items() if value is not None}
@@ -836,6 +837,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_number(float, "a non-negative number of seconds", lambda v: 0 <= v < math.inf),
         metavar="S",
         help="leave a new session out of lists for S seconds",
+    )
+    behave.add_argument(
+        "--message-lag-reads",
+        type=_number(int, "a non-negative integer", lambda v: v >= 0),
+        metavar="N",
+        help="show a session's state from before a message for N reads after it",
     )
     behave.add_argument(
         "--cancel-handlers",

@@ -20,7 +20,8 @@ By default the fake behaves like a production server where the docs leave things
 ``Quirks`` (the server's ``quirks``, filled by constructor keywords of the same names) adds
 what real servers are seen to do, so a client's tests can catch real-server bugs: handlers
 keep running after the client hangs up (a create the client timed out on still happens),
-list answers can lag behind writes (``list_lag_reads``/``list_lag_seconds``), tags can be
+list answers can lag behind writes (``list_lag_reads``/``list_lag_seconds``), a session's state
+can lag behind a message sent to it (``message_lag_reads``), tags can be
 restricted to an allowed list (422), list filters can be ignored or read comma-joined, and
 429s can come at random (``random_429``) besides the ``rate_limit`` token bucket. Unknown
 ``devin_mode`` values are refused with 422 and unknown ``platform`` labels with 400.
@@ -192,9 +193,14 @@ class FakeSession:
     pull_requests: list[dict[str, str | None]] = attrs.Factory(list)
     messages: list[_JSONObject] = attrs.Factory(list)
     attachments: list[_JSONObject] = attrs.Factory(list)
+    # While a message lag lasts (``Quirks.message_lag_reads``): the (status, status_detail,
+    # updated_at) that answers show instead of the real ones, and the lagged reads left.
+    _stale: tuple[str, str | None, int] | None = attrs.field(default=None, init=False, repr=False)
+    _stale_reads: int = attrs.field(default=0, init=False, repr=False)
 
     def _replace_timeline(self, steps: Sequence[StepLike]) -> None:
-        """Start ``steps`` from its first step now."""
+        """Start ``steps`` from its first step now; this ends any message lag."""
+        self._stale, self._stale_reads = None, 0
         self.steps = _steps(steps)
         self._enter(0)
 
@@ -213,7 +219,16 @@ class FakeSession:
             self.pull_requests.append({"pr_url": step.pull_request, "pr_state": "open"})
 
     def _read(self) -> None:
-        """Count one read, first advancing if the current step was shown long enough."""
+        """Count one read, first advancing if the current step was shown long enough.
+
+        A read during a message lag uses up one lagged read; the first read after them ends
+        the lag, so it shows the real state.
+        """
+        if self._stale is not None:
+            if self._stale_reads > 0:
+                self._stale_reads -= 1
+            else:
+                self._stale = None
         step = self.steps[self.step_index]
         if (
             self.step_index + 1 < len(self.steps)
@@ -222,6 +237,18 @@ class FakeSession:
         ):
             self._enter(self.step_index + 1)
         self.reads_in_step += 1
+
+    def _shown(self) -> tuple[str, str | None, int]:
+        """Return the (status, status_detail, updated_at) answers show: stale during a lag."""
+        return self._stale or (self.status, self.status_detail, self.updated_at)
+
+    def _next_updated_at(self) -> int:
+        """Return the ``updated_at`` the next read will show (what list filters compare)."""
+        return self._stale[2] if self._stale is not None and self._stale_reads else self.updated_at
+
+    def _lag(self, before: tuple[str, str | None, int], reads: int) -> None:
+        """Show ``before`` (the state before a message) in the answer and the next ``reads``."""
+        self._stale, self._stale_reads = (before, reads) if reads else (None, 0)
 
     def _wake(self) -> None:
         """Resume a suspended or waiting session: working, then the rest of its timeline."""
@@ -267,6 +294,7 @@ _RESPONSE_FIELDS = (
 def _session_json(s: FakeSession, *, detailed: bool) -> _JSONObject:
     """Render a SessionResponse; category and structured output only when ``detailed``."""
     body = {name: getattr(s, name) for name in _RESPONSE_FIELDS}
+    body["status"], body["status_detail"], body["updated_at"] = s._shown()
     body["url"] = f"https://app.devin.ai/sessions/{s.session_id}"
     if not detailed:  # the API fills these on get/list only
         body.update(category=None, subcategory=None, structured_output=None)
@@ -550,6 +578,7 @@ def _session_filter(query: _Query, org_id: str | None) -> Callable[[FakeSession]
     """Parse the list filters into one predicate (semantics in ``FakeDevinServer``).
 
     ``org_ids`` applies to the enterprise scope only; the org scope keeps sessions of ``org_id``.
+    ``updated_*`` compare the ``updated_at`` the answer will show (stale during a message lag).
     """
     one_of = {f: query.texts(n) for n, f in _ONE_OF.items() if org_id is None or n != "org_ids"}
     any_of = {f: query.texts(n) for n, f in _ANY_OF.items()}
@@ -558,6 +587,9 @@ def _session_filter(query: _Query, org_id: str | None) -> Callable[[FakeSession]
     until = {f: query.integer(n) for n, f in _UNTIL.items()}
     archived = query.boolean("is_archived")
 
+    def stamp(s: FakeSession, field: str) -> int:
+        return s._next_updated_at() if field == "updated_at" else cast(int, getattr(s, field))
+
     def keep(s: FakeSession) -> bool:
         return (
             org_id in (None, s.org_id)
@@ -565,8 +597,8 @@ def _session_filter(query: _Query, org_id: str | None) -> Callable[[FakeSession]
             and all(w is None or getattr(s, f) in w for f, w in one_of.items())
             and all(w is None or not w.isdisjoint(getattr(s, f)) for f, w in any_of.items())
             and all(w is None or getattr(s, f) == w for f, w in equal.items())
-            and all(w is None or getattr(s, f) >= w for f, w in since.items())
-            and all(w is None or getattr(s, f) < w for f, w in until.items())
+            and all(w is None or stamp(s, f) >= w for f, w in since.items())
+            and all(w is None or stamp(s, f) < w for f, w in until.items())
         )
 
     return keep
@@ -656,6 +688,15 @@ class Quirks:
             many list requests that would have matched it have been answered...
         list_lag_seconds: ...and this many seconds (monotonic) have passed since its creation.
             Getting the session by id is never lagged.
+        message_lag_reads: after a message, the session's status, status_detail and
+            updated_at from before it are shown by the message's answer and by this many reads
+            of the session after it (a get, or a list answer that includes it; ``updated_*``
+            list filters compare the shown value). The real timeline goes on underneath (the
+            lagged reads count as reads), so the first read after the lag may show a later
+            state than the message woke it to; messages are listed at once. A message during a
+            lag starts the count again but keeps showing the state from before the first one;
+            a new timeline (terminate, archive, ``set_state``, ``set_timeline``) ends the lag.
+            0 (the default) shows the state a message leads to at once.
         allowed_tags: None for any tag; else a create, tag append or tag replace carrying
             another tag is refused with a FastAPI 422 (``loc`` ``["body", "tags", i]``, type
             ``value_error``, the tag as ``input``) and nothing changes.
@@ -675,6 +716,7 @@ class Quirks:
     handler_cancellation: bool = False
     list_lag_reads: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     list_lag_seconds: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
+    message_lag_reads: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     allowed_tags: tuple[str, ...] | None = attrs.field(default=None, converter=_optional_names)
     ignored_filters: tuple[str, ...] = attrs.field(
         default=(), converter=_names, validator=_known_filters
@@ -752,21 +794,24 @@ class FakeDevinServer:
     the redacted create body; returns a timeline or None for the default), ``forbidden_keys``
     (API keys answered with 403), ``attachments_envelope`` (list attachments as
     ``{"items": [...]}`` instead of a bare array), ``service_user_id`` (stamped on sessions)
-    and the real-server behaviours ``list_lag_reads``, ``list_lag_seconds``, ``allowed_tags``,
-    ``ignored_filters``, ``array_encoding``, ``random_429``, ``random_429_retry_after`` and
-    ``platforms`` (each reads and writes that field of ``quirks``, a ``Quirks``, validated;
-    so does ``handler_cancellation``, which only ``start()`` reads).
+    and the real-server behaviours ``list_lag_reads``, ``list_lag_seconds``,
+    ``message_lag_reads``, ``allowed_tags``, ``ignored_filters``, ``array_encoding``,
+    ``random_429``, ``random_429_retry_after`` and ``platforms`` (each reads and writes that
+    field of ``quirks``, a ``Quirks``, validated; so does ``handler_cancellation``, which only
+    ``start()`` reads).
 
     Lists are newest first. Array filters repeat their key (``tags=a&tags=b``, unless
     ``Quirks.array_encoding`` says otherwise); ``tags`` and ``repo_names`` keep sessions having
     ANY of the values; ``*_after`` bounds are inclusive and ``*_before`` exclusive. A message
     wakes a ``suspended`` session or one ``waiting_for_user``: it shows running/working, then
-    the rest of its timeline (or finishes if none is left).
+    the rest of its timeline (or finishes if none is left); ``message_lag_reads`` makes reads
+    show the state from before the message for a while.
     """
 
     handler_cancellation: _Quirk[bool, bool] = _Quirk()
     list_lag_reads: _Quirk[int, int] = _Quirk()
     list_lag_seconds: _Quirk[float, float] = _Quirk()
+    message_lag_reads: _Quirk[int, int] = _Quirk()
     allowed_tags: _Quirk[tuple[str, ...] | None, Collection[str] | None] = _Quirk()
     ignored_filters: _Quirk[tuple[str, ...], Collection[str]] = _Quirk()
     array_encoding: _Quirk[Literal["repeat", "comma"], Literal["repeat", "comma"]] = _Quirk()
@@ -787,6 +832,7 @@ class FakeDevinServer:
         handler_cancellation: bool = False,
         list_lag_reads: int = 0,
         list_lag_seconds: float = 0.0,
+        message_lag_reads: int = 0,
         allowed_tags: Collection[str] | None = None,
         ignored_filters: Collection[str] = (),
         array_encoding: Literal["repeat", "comma"] = "repeat",
@@ -809,6 +855,8 @@ class FakeDevinServer:
                 runs to the end, as on production stacks.
             list_lag_reads: list answers a new session is left out of (index lag)...
             list_lag_seconds: ...and for at least this many seconds after its creation.
+            message_lag_reads: reads after a message that still show the session's state
+                from before it (its answer shows it too); 0 for none.
             allowed_tags: the only tags a create or tag update may carry (422 otherwise);
                 None for any.
             ignored_filters: list filter names the server ignores (e.g. ``{"tags"}``).
@@ -818,7 +866,7 @@ class FakeDevinServer:
             random_429_retry_after: ``Retry-After`` of those 429s, None for none.
             platforms: the org's platform labels; any other ``platform`` is refused with 400.
 
-        See ``Quirks`` for the details of the last nine, which ``quirks`` holds.
+        See ``Quirks`` for the details of the last ten, which ``quirks`` holds.
         """
         if rate_limit is not None and rate_limit <= 0:
             raise ValueError("rate_limit must be positive requests per second")
@@ -834,6 +882,7 @@ class FakeDevinServer:
             handler_cancellation=handler_cancellation,
             list_lag_reads=list_lag_reads,
             list_lag_seconds=list_lag_seconds,
+            message_lag_reads=message_lag_reads,
             allowed_tags=allowed_tags,
             ignored_filters=ignored_filters,
             array_encoding=array_encoding,
@@ -1251,14 +1300,20 @@ class FakeDevinServer:
         return web.json_response(_session_json(session, detailed=False))
 
     async def _send_message(self, request: web.Request) -> web.Response:
-        """Record a user message; it wakes a suspended session or one waiting for the user."""
+        """Record a user message; it wakes a suspended session or one waiting for the user.
+
+        With ``Quirks.message_lag_reads``, the answer and that many reads after it show the
+        state from before the message (during a lag still running: from before that lag).
+        """
         session = self._session_for(request)
         body = _validate(_json_body(request), _MESSAGE_FIELDS, ("message",))
+        before = session._shown()
         session._add_message("user", body["message"])
         for url in body.get("attachment_urls") or []:
             session._add_attachment(url)
         if session.status == "suspended" or session.status_detail == "waiting_for_user":
             session._wake()
+        session._lag(before, self.quirks.message_lag_reads)
         return web.json_response(_session_json(session, detailed=False))
 
     async def _list_messages(self, request: web.Request) -> web.Response:

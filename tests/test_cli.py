@@ -330,6 +330,8 @@ def test_list_options_become_list_sessions_keywords() -> None:
         ["fake-server", "--list-lag-reads", "-1"],
         ["fake-server", "--list-lag-reads", "1.5"],
         ["fake-server", "--list-lag-seconds", "nan"],
+        ["fake-server", "--message-lag-reads", "-1"],
+        ["fake-server", "--message-lag-reads", "two"],
         ["create"],
         ["get", "devin-1", "--api-key", "cog_x"],  # never a flag: it would show in ps
     ],
@@ -687,7 +689,7 @@ def test_fake_server_real_server_behaviour_flags() -> None:
         *("--allowed-tag", "ci", "--allowed-tag", "nightly"),
         *("--ignore-filter", "tags", "--ignore-filter", "origins"),
         *("--array-encoding", "comma", "--list-lag-reads", "2", "--list-lag-seconds", "0.5"),
-        "--cancel-handlers",
+        *("--message-lag-reads", "3", "--cancel-handlers"),
     )
     options = cli.fake_server_options(args)
     assert options == {
@@ -698,12 +700,23 @@ def test_fake_server_real_server_behaviour_flags() -> None:
         "array_encoding": "comma",
         "list_lag_reads": 2,
         "list_lag_seconds": 0.5,
+        "message_lag_reads": 3,
         "handler_cancellation": True,
     }
     quirks = FakeDevinServer(**options).quirks  # every flag is a FakeDevinServer keyword
     assert (quirks.allowed_tags, quirks.handler_cancellation) == (("ci", "nightly"), True)
     zero = cli.fake_server_options(parse("fake-server", "--random-429", "0"))
     assert zero == {"random_429": 0.0}
+
+
+def test_fake_server_message_lag_reads_flag() -> None:
+    args = parse("fake-server", "--message-lag-reads", "2")
+    assert cli.fake_server_options(args) == {"message_lag_reads": 2}
+    assert FakeDevinServer(**cli.fake_server_options(args)).quirks.message_lag_reads == 2
+    assert cli.fake_server_options(parse("fake-server", "--message-lag-reads", "0")) == {
+        "message_lag_reads": 0
+    }
+    assert "message_lag_reads" not in cli.fake_server_options(parse("fake-server"))
 
 
 async def test_serve_fake_applies_the_real_server_behaviours(

@@ -899,6 +899,158 @@ async def test_list_lag_seconds_holds_with_the_reads_and_can_change_any_time(api
     assert [i["session_id"] for i in listed] == [session_id]
 
 
+# A session waiting for the user (from its creation), whose reply makes it work, then finish.
+ASKS_THEN_FINISHES = (
+    Step("running", "waiting_for_user", message="Which branch?"),
+    Step("running", "finished", message="Merged."),
+)
+
+
+async def lagging_session(api: Api) -> str:
+    """Create an ``ASKS_THEN_FINISHES`` session whose (visible) updated_at is 100."""
+    api.server.queue_timeline(ASKS_THEN_FINISHES)
+    session_id = (await api.create())["session_id"]
+    api.server.sessions[session_id].updated_at = 100
+    return session_id
+
+
+def shown(item: dict[str, Any]) -> tuple[str, str | None, int]:
+    return item["status"], item["status_detail"], item["updated_at"]
+
+
+async def test_message_lag_reads_shows_the_state_before_the_message_for_n_gets() -> None:
+    async with serving(message_lag_reads=2) as api:
+        session_id = await lagging_session(api)
+        fake = api.server.sessions[session_id]
+        reply = await api("POST", f"{SESSIONS}/{session_id}/messages", json={"message": "main"})
+        assert reply.status == 200
+        assert shown(reply.body) == ("running", "waiting_for_user", 100)
+        assert (fake.status, fake.status_detail) == ("running", "working")  # the real state
+        assert fake.updated_at > 100
+        lagged = [(await api("GET", f"{SESSIONS}/{session_id}")).body for _ in range(2)]
+        assert [shown(b) for b in lagged] == [("running", "waiting_for_user", 100)] * 2
+        # The timeline went on underneath: the second lagged read entered "finished".
+        assert (fake.status_detail, fake.step_index) == ("finished", 1)
+        messages = (await api("GET", f"{SESSIONS}/{session_id}/messages")).body["items"]
+        assert [(m["source"], m["message"]) for m in messages] == [
+            ("user", "Fix the flaky test"),
+            ("devin", "Which branch?"),
+            ("user", "main"),
+            ("devin", "Merged."),
+        ]
+        after = (await api("GET", f"{ENTERPRISE}/{session_id}")).body  # straight to finished
+        assert shown(after) == ("running", "finished", fake.updated_at)
+        assert after["updated_at"] > 100
+        assert await api.state(session_id) == ("running", "finished")
+        assert api.server.count("get_session") + api.server.count("enterprise_get_session") == 4
+
+
+async def test_message_lag_reads_applies_to_list_answers_that_include_the_session() -> None:
+    async with serving(message_lag_reads=3) as api:
+        session_id = await lagging_session(api)
+        other = (await api.create())["session_id"]  # the default timeline, never lagged
+        await api("POST", f"{ENTERPRISE}/{session_id}/messages", json={"message": "main"})
+        messages = (await api("GET", f"{ENTERPRISE}/{session_id}/messages")).body["items"]
+        assert messages[-1]["message"] == "main"  # the message list is never lagged
+        # A list leaving the session out is no read of it: no lagged read is used up.
+        assert (await api("GET", SESSIONS, params={"session_ids": other})).body["total"] == 1
+        # The index still has the old updated_at: filters compare what the answer shows.
+        since = await api("GET", SESSIONS, params={"updated_after": "101"})
+        assert [i["session_id"] for i in since.body["items"]] == [other]
+        states = []
+        for path in (SESSIONS, ENTERPRISE, SESSIONS, ENTERPRISE, SESSIONS):
+            items = {i["session_id"]: i for i in (await api("GET", path)).body["items"]}
+            states.append(shown(items[session_id]))
+        real = api.server.sessions[session_id].updated_at
+        assert real > 100
+        assert states == [
+            *[("running", "waiting_for_user", 100)] * 3,  # both scopes lag, and both count
+            ("running", "finished", real),  # "working" went by during the lag
+            ("running", "finished", real),
+        ]
+        since = await api("GET", SESSIONS, params={"updated_after": "101"})
+        assert {i["session_id"] for i in since.body["items"]} == {session_id, other}
+
+
+async def test_a_message_during_a_lag_restarts_it_from_the_oldest_state() -> None:
+    async with serving(message_lag_reads=2) as api:
+        session_id = await lagging_session(api)
+        url = f"{SESSIONS}/{session_id}"
+        first = await api("POST", f"{url}/messages", json={"message": "main"})
+        assert shown(first.body) == ("running", "waiting_for_user", 100)
+        assert await api.state(session_id) == ("running", "waiting_for_user")  # lagged read 1
+        again = await api("POST", f"{url}/messages", json={"message": "and rebase"})
+        assert shown(again.body) == ("running", "waiting_for_user", 100)  # still the oldest
+        assert api.server.sessions[session_id].status_detail == "working"
+        states = [await api.state(session_id) for _ in range(3)]  # two more lagged reads
+        assert states == [
+            ("running", "waiting_for_user"),
+            ("running", "waiting_for_user"),
+            ("running", "finished"),
+        ]
+        messages = (await api("GET", f"{url}/messages")).body["items"]
+        assert [m["message"] for m in messages][-3:] == ["main", "and rebase", "Merged."]
+
+
+async def test_a_message_after_the_lag_snapshots_the_state_shown_then() -> None:
+    async with serving(message_lag_reads=1) as api:
+        api.server.queue_timeline([ASKS_THEN_FINISHES[0], Step("suspended", "inactivity")])
+        session_id = (await api.create())["session_id"]
+        url = f"{SESSIONS}/{session_id}"
+        await api("POST", f"{url}/messages", json={"message": "main"})
+        assert await api.state(session_id) == ("running", "waiting_for_user")  # lagged
+        assert await api.state(session_id) == ("suspended", "inactivity")  # the lag is over
+        resumed = await api("POST", f"{url}/messages", json={"message": "wake up"})
+        # The new snapshot is the state shown last, not the one the first lag showed.
+        assert (resumed.body["status"], resumed.body["status_detail"]) == (
+            "suspended",
+            "inactivity",
+        )
+        assert api.server.sessions[session_id].status_detail == "working"
+        assert await api.state(session_id) == ("suspended", "inactivity")  # lagged
+        assert await api.state(session_id) == ("running", "finished")
+
+
+async def test_a_new_timeline_ends_a_message_lag() -> None:
+    async with serving(message_lag_reads=5) as api:
+        session_id = await lagging_session(api)
+        url = f"{SESSIONS}/{session_id}"
+        await api("POST", f"{url}/messages", json={"message": "main"})
+        assert await api.state(session_id) == ("running", "waiting_for_user")
+        api.server.set_state(session_id, "running", "blocked")
+        assert await api.state(session_id) == ("running", "blocked")
+        await api("POST", f"{url}/messages", json={"message": "go on"})  # not woken, lags
+        assert await api.state(session_id) == ("running", "blocked")
+        terminated = await api("DELETE", url)
+        assert (terminated.body["status"], terminated.body["status_detail"]) == ("exit", None)
+        assert await api.state(session_id) == ("exit", None)
+
+
+@pytest.mark.parametrize("options", [{}, {"message_lag_reads": 0}], ids=["default", "zero"])
+async def test_no_message_lag_shows_the_woken_state_at_once(options: dict[str, Any]) -> None:
+    async with serving(**options) as api:
+        session_id = await lagging_session(api)
+        reply = await api("POST", f"{SESSIONS}/{session_id}/messages", json={"message": "main"})
+        assert (reply.body["status"], reply.body["status_detail"]) == ("running", "working")
+        assert reply.body["updated_at"] == api.server.sessions[session_id].updated_at > 100
+        assert [await api.state(session_id) for _ in range(2)] == [
+            ("running", "working"),
+            ("running", "finished"),
+        ]
+
+
+async def test_a_client_sees_the_message_lag() -> None:
+    async with serving(message_lag_reads=1) as api:
+        session_id = await lagging_session(api)
+        async with DevinClient(KEY, org_id=ORG, base_url=api.server.url) as client:
+            sent = await client.send_message(session_id, "main")
+            lagged = await client.get_session(session_id)
+            caught_up = await client.get_session(session_id)
+        assert (sent.status_detail, lagged.status_detail) == ("waiting_for_user",) * 2
+        assert caught_up.status_detail == "finished"  # it never saw "working"
+        assert api.server.count("send_message") == 1
+
+
 async def test_allowed_tags_refuse_other_tags_with_a_422_naming_them() -> None:
     async with serving(allowed_tags=["ci", "nightly"]) as api:
         marker = "devin-async-create:0123"
@@ -1039,6 +1191,7 @@ def test_quirks_default_to_a_production_like_server() -> None:
     assert quirks == Quirks()
     assert quirks.handler_cancellation is False
     assert (quirks.list_lag_reads, quirks.list_lag_seconds) == (0, 0.0)
+    assert quirks.message_lag_reads == 0
     assert (quirks.allowed_tags, quirks.ignored_filters, quirks.array_encoding) == (
         None,
         (),
@@ -1058,6 +1211,7 @@ def test_quirks_default_to_a_production_like_server() -> None:
         ({"random_429": math.nan}, ValueError),
         ({"list_lag_reads": -1}, ValueError),
         ({"list_lag_seconds": -1.0}, ValueError),
+        ({"message_lag_reads": -1}, ValueError),
         ({"ignored_filters": ["tag"]}, ValueError),
         ({"ignored_filters": "tags"}, TypeError),
         ({"allowed_tags": "ci"}, TypeError),
@@ -1083,6 +1237,14 @@ def test_quirk_assignments_are_validated_on_the_server_and_its_quirks() -> None:
     assert server.list_lag_seconds == 1.5
     server.handler_cancellation = True
     assert quirks.handler_cancellation is True
+    server.message_lag_reads = 3
+    assert quirks.message_lag_reads == 3
+    with pytest.raises(ValueError, match="message_lag_reads"):
+        server.message_lag_reads = -1
+    with pytest.raises(ValueError, match="message_lag_reads"):
+        Quirks(message_lag_reads=-2)
+    assert server.message_lag_reads == 3
+    assert FakeDevinServer(message_lag_reads=4).message_lag_reads == 4
     assert FakeDevinServer.platforms.name == "platforms"  # the class holds the descriptor
 
 

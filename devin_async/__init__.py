@@ -32,8 +32,7 @@ from ._events import (
     SessionChanged,
     WaitFinished,
 )
-from ._fanout import SessionResult, SessionWaits, SessionWatch
-from ._follow import SessionUpdate
+from ._fanout import SessionResult
 from ._models import (
     AdvancedMode,
     Attachment,
@@ -52,8 +51,16 @@ from ._models import (
     WaitState,
 )
 from ._paging import Pager
-from ._polling import Predicate, is_settled, is_settled_or_awaiting_approval
 from ._version import __version__
+from ._waiting import (
+    Predicate,
+    SessionFollow,
+    SessionUpdate,
+    SessionWaits,
+    SessionWatch,
+    is_settled,
+    is_settled_or_awaiting_approval,
+)
 
 __all__ = [
     "CREATE_TAG_PREFIX",
@@ -93,6 +100,7 @@ __all__ = [
     "Session",
     "SessionCategory",
     "SessionChanged",
+    "SessionFollow",
     "SessionOrigin",
     "SessionResult",
     "SessionSecret",

@@ -11,9 +11,9 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import aiohttp
 import attrs
@@ -36,8 +36,7 @@ from ._events import (
     SessionChanged,
     WaitFinished,
 )
-from ._fanout import SessionResult, SessionWaits, SessionWatch, create_many
-from ._follow import SessionUpdate, follow, page_fetcher
+from ._fanout import SessionResult, create_many
 from ._limits import Governor
 from ._models import (
     AdvancedMode,
@@ -53,11 +52,24 @@ from ._models import (
     WaitState,
 )
 from ._paging import Pager
-from ._poller import LIST_BATCH, Poller, Waiter
-from ._polling import Predicate, is_settled
 from ._retry import OnRetry, RetryPolicy, Sleep, retry_after_failure, retry_reason
 from ._transport import Transport, user_agent
 from ._version import __version__
+from ._waiting import (
+    LIST_BATCH,
+    Engine,
+    IdsSource,
+    Predicate,
+    SessionFollow,
+    SessionWaits,
+    SessionWatch,
+    Wait,
+    Waiter,
+    WaitOptions,
+    WatermarkSource,
+    await_one,
+    is_settled,
+)
 
 __all__ = ["CREATE_TAG_PREFIX", "DevinClient", "await_session"]
 
@@ -71,6 +83,8 @@ DEFAULT_MAX_POLL_INTERVAL = 30.0
 DEFAULT_MAX_IN_FLIGHT = 64
 DEFAULT_CREATE_CONCURRENCY = 8
 DEFAULT_PAGE_SIZE = 100
+DEFAULT_RECONCILE_INTERVAL = 300.0
+WAIT_STRATEGIES = ("ids", "watermark")
 
 
 def _positive(name: str, value: float) -> float:
@@ -110,12 +124,21 @@ class DevinClient:
         create_grace: how long an unanswered create is looked up before
             ``CreateOutcomeUnknownError``, seconds; default the larger of 10 s and
             ``timeout``.
+        wait_strategy: how waits learn of changes. "ids" (the default) reads every
+            waited session each tick (one list request per 200). "watermark" asks
+            which sessions of the org changed since the newest ``updated_at`` seen,
+            so quiet waits cost one request per tick, and reads every waited session
+            by id each ``reconcile_interval``; it pays when the org has few other
+            active sessions (see the README section "Waiting").
+        reconcile_interval: seconds between reads by id under "watermark".
         hooks: callables told of every event (request sent, response received, retry
             scheduled, rate-limit pause, session changed, wait finished); see
             ``devin_async.RequestSent`` and friends. A hook that raises is logged and
             ignored.
-        sleep: coroutine used for retry backoff and rate limiting (injected in tests).
-        clock: monotonic clock of the rate limiter, seconds (injected in tests).
+        sleep: coroutine behind every delay of the client: retry backoff, rate
+            limiting, and the polls, deadlines and Retry-After floors of waits
+            (injected in tests, with ``clock``, to run on virtual time).
+        clock: the client's monotonic clock, seconds.
 
     Raises:
         ConfigurationError: no API key, or an unsafe base URL or org id.
@@ -136,6 +159,8 @@ class DevinClient:
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         exactly_once_create: bool = True,
         create_grace: float | None = None,
+        wait_strategy: Literal["ids", "watermark"] = "ids",
+        reconcile_interval: float = DEFAULT_RECONCILE_INTERVAL,
         hooks: Iterable[Hook] = (),
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -160,8 +185,14 @@ class DevinClient:
             max_retries=_protocol.check_count("max_retries", max_retries, 0, ConfigurationError)
         )
         self.timeout = _positive("timeout", timeout)
-        self.poll_interval = _positive("poll_interval", poll_interval)
-        self.max_poll_interval = _positive("max_poll_interval", max_poll_interval)
+        try:
+            self._wait_defaults = WaitOptions(
+                DEFAULT_AWAIT_TIMEOUT, is_settled, poll_interval, max_poll_interval
+            )
+        except ValueError as exc:  # the rule of every wait, raised as a setting's error
+            raise ConfigurationError(str(exc)) from None
+        self.poll_interval = float(poll_interval)
+        self.max_poll_interval = float(max_poll_interval)
         self._scope = _protocol.Scope(self.org_id)
         self._sleep = sleep
         self._clock = clock
@@ -185,8 +216,16 @@ class DevinClient:
             sleep=sleep,
         )
         self._hooks = Hooks(hooks)
-        fetch_many = self._fetch_many if self.org_id is not None else None
-        self._poller = Poller(self._fetch_one, fetch_many, on_change=self._session_changed)
+        self._engine = Engine(
+            self._wait_source(wait_strategy, _positive("reconcile_interval", reconcile_interval)),
+            _convert.structure_session,
+            self._messages_attempt,
+            clock=clock,
+            sleep=sleep,
+            max_retry_after=self._policy.max_retry_after,
+            on_change=self._session_changed,
+            on_finish=self._wait_finished,
+        )
         self._transport = Transport(
             self.base_url,
             {
@@ -237,8 +276,8 @@ class DevinClient:
         Waits still pending end with ``ClientClosedError``.
         """
         if not self.closed:
-            self._poller.close(ClientClosedError("the DevinClient was closed while waiting"))
-        await self._poller.stopped()
+            self._engine.close(ClientClosedError("the DevinClient was closed while waiting"))
+        await self._engine.stopped()
         await self._transport.aclose()
 
     # ------------------------------------------------------------------ events
@@ -263,15 +302,15 @@ class DevinClient:
                 )
             )
 
-    def _wait_finished(self, waiter: Waiter, outcome: str, elapsed: float) -> None:
+    def _wait_finished(self, waiter: Waiter, outcome: str) -> None:
         if self._hooks.active:
-            last = waiter.last
+            last, engine = waiter.last, self._engine
             self._hooks.emit(
                 WaitFinished(
                     waiter.session_id,
                     outcome,
-                    elapsed,
-                    waiter.polls,
+                    engine.elapsed(waiter),
+                    engine.polls(waiter),
                     last.status if last else None,
                     last.status_detail if last else None,
                 )
@@ -492,54 +531,80 @@ class DevinClient:
             return _convert.structure_session(data)
         return _convert.structure_session(await self._retry(request, first))
 
-    # ------------------------------------------------------------------ polling
+    # ------------------------------------------------------------------ waiting
 
-    async def _fetch_one(self, session_id: str) -> Session:
-        """One GET attempt, for the poller (which retries on its next tick)."""
-        data = await self._attempt(_protocol.get_session(self._scope, session_id))
-        return _convert.structure_session(data)
+    def _wait_source(self, strategy: str, reconcile_interval: float) -> IdsSource | WatermarkSource:
+        if strategy not in WAIT_STRATEGIES:
+            raise ConfigurationError(
+                f"wait_strategy must be one of {', '.join(WAIT_STRATEGIES)}, got {strategy!r}"
+            )
+        by_id = IdsSource(self._row_attempt, self._rows_attempt if self.org_id else None)
+        if strategy == "ids":
+            return by_id
+        if self.org_id is None:
+            raise ConfigurationError('wait_strategy="watermark" needs an org_id')
+        return WatermarkSource(by_id, self._clock, reconcile_interval)
+
+    async def _row_attempt(self, session_id: str, timeout: float) -> dict[str, Any]:
+        """One GET attempt for a wait (the engine retries on its next tick)."""
+        request = _protocol.get_session(self._scope, session_id)._replace(timeout=timeout)
+        return _convert.session_row(await self._attempt(request))
+
+    async def _rows_attempt(
+        self,
+        ids: Sequence[str] | None,
+        updated_after: int | None,
+        after: str | None,
+        timeout: float,
+    ) -> tuple[list[dict[str, Any]], str | None, bool]:
+        """One list attempt for a wait: by ids, or the sessions changed after a time."""
+        request = _protocol.poll_sessions(self._scope, ids, updated_after, after, timeout)
+        return _convert.session_rows(await self._attempt(request))
+
+    async def _messages_attempt(
+        self, session_id: str, after: str | None, timeout: float
+    ) -> Page[Message]:
+        """One attempt at a page of a session's messages, for a wait."""
+        request = _protocol.list_messages(self._scope, session_id, LIST_BATCH, after)
+        data = await self._attempt(request._replace(timeout=timeout))
+        return _convert.structure_message_page(data)
 
     async def _list_page(self, params: dict[str, object]) -> Page[Session]:
         data = await self._call(_protocol.list_sessions(self._scope, params))
         return _convert.structure_session_page(data)
 
-    async def _fetch_many(self, session_ids: Sequence[str]) -> list[Session]:
-        """One list attempt per page for up to LIST_BATCH ids, for the poller."""
-        sessions: list[Session] = []
-        after: str | None = None
-        for _ in range(len(session_ids) // LIST_BATCH + 2):  # bounded even if cursors loop
-            request = _protocol.poll_sessions(self._scope, session_ids, after)
-            page = _convert.structure_session_page(await self._attempt(request))
-            sessions.extend(page.items)
-            if not page.has_next_page or not page.end_cursor:
-                break
-            after = page.end_cursor
-        return sessions
-
-    def _wait_options(
-        self, until: Predicate | None, poll_interval: float | None, max_poll_interval: float | None
-    ) -> dict[str, Any]:
+    def _wait(
+        self,
+        timeout: float | None,
+        until: Predicate | None,
+        poll_interval: float | None,
+        max_poll_interval: float | None,
+    ) -> Wait:
+        """Check a call's wait options and fill the unset ones from the client's."""
         if self.closed:
             raise ClientClosedError("the DevinClient is closed; create a new one")
-        if until is not None and not callable(until):
-            raise TypeError(f"until must be a callable taking a Session, not {until!r}")
-        return {
-            "until": until or is_settled,
-            "poll_interval": _positive("poll_interval", poll_interval or self.poll_interval),
-            "max_poll_interval": _positive(
-                "max_poll_interval", max_poll_interval or self.max_poll_interval
-            ),
-        }
+        options = WaitOptions(timeout, until, poll_interval, max_poll_interval)
+        return options.over(self._wait_defaults)
+
+    @staticmethod
+    def _since(session_id: str, since: Session | None) -> Session | None:
+        if since is not None and (
+            not isinstance(since, Session)
+            or _protocol.normalize_session_id(since.session_id) != session_id
+        ):
+            raise ValueError(f"since must be a Session snapshot of {session_id}, got {since!r}")
+        return since
 
     async def await_session(
         self,
         session_id: str,
         *,
-        timeout: float = DEFAULT_AWAIT_TIMEOUT,
+        timeout: float | None = None,
         until: Predicate | None = None,
         poll_interval: float | None = None,
         max_poll_interval: float | None = None,
         on_change: Callable[[Session], object] | None = None,
+        since: Session | None = None,
     ) -> Session:
         """Poll a session until it settles, and return its settled state.
 
@@ -552,107 +617,98 @@ class DevinClient:
 
         Args:
             session_id: the session to wait for.
-            timeout: overall deadline, seconds.
+            timeout: overall deadline, seconds (default 600).
             until: predicate on the session; the wait ends when it returns True.
             poll_interval: first delay between polls, seconds (default: the client's).
             max_poll_interval: cap on the delay between polls, seconds.
             on_change: called with the session each time (status, status_detail)
                 changes, the first poll included.
+            since: the session as a message left it (what ``send_message`` returned).
+                The state lags after a message, so the wait does not end on the state
+                of ``since`` until the session has shown it moved on: another state, or
+                a message of Devin's after the reply.
 
         Raises:
             AwaitTimeoutError: the deadline passed; ``.session`` is the last state seen.
-            ValueError: the id is not a safe session id (no request is made).
+            ValueError: the id is not a safe session id, or an option is out of range
+                (no request is made).
             DevinError: a failure polling cannot fix (401, 403, 404, ...).
         """
         session_id = _protocol.normalize_session_id(session_id)
-        timeout = _positive("timeout", timeout)
-        options = self._wait_options(until, poll_interval, max_poll_interval)
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        waiter = self._poller.subscribe(session_id, on_change=on_change, **options)
-        outcome = "error"
-        try:
-            async with asyncio.timeout(timeout):
-                session = await waiter.future
-            outcome = "settled"
-            return session
-        except TimeoutError:
-            outcome = "timeout"
-            raise waiter.timed_out(timeout, loop.time() - start) from None
-        except asyncio.CancelledError:
-            outcome = "cancelled"
-            raise
-        finally:
-            self._poller.unsubscribe(waiter)
-            self._wait_finished(waiter, outcome, loop.time() - start)
-            await self._poller.stopped()
+        wait = self._wait(timeout, until, poll_interval, max_poll_interval)
+        since = self._since(session_id, since)
+        return await await_one(self._engine, session_id, wait, on_change=on_change, since=since)
 
     def watch_session(
         self,
         session_id: str,
         *,
-        timeout: float = DEFAULT_AWAIT_TIMEOUT,
+        timeout: float | None = None,
         until: Predicate | None = None,
         poll_interval: float | None = None,
         max_poll_interval: float | None = None,
+        since: Session | None = None,
     ) -> SessionWatch:
         """Iterate over a session's states: one ``Session`` per change, until it settles.
 
         ``async for session in client.watch_session(id):`` yields the first state seen
         and then each change of (status, status_detail); it stops after the settled
-        state (same ``until`` as ``await_session``). ``async with`` it, or call
-        ``aclose()``, to stop early.
+        state (same ``until`` and ``since`` as ``await_session``). ``async with`` it, or
+        call ``aclose()``, to stop early.
 
         Raises:
             ValueError: the id is not a safe session id (no request is made).
         """
-        return SessionWatch(
-            self._poller,
-            _protocol.normalize_session_id(session_id),
-            timeout=_positive("timeout", timeout),
-            on_finish=self._wait_finished,
-            **self._wait_options(until, poll_interval, max_poll_interval),
-        )
+        session_id = _protocol.normalize_session_id(session_id)
+        wait = self._wait(timeout, until, poll_interval, max_poll_interval)
+        return SessionWatch(self._engine, session_id, wait, since=self._since(session_id, since))
 
     def as_completed(
         self,
         session_ids: Iterable[str],
         *,
-        timeout: float = DEFAULT_AWAIT_TIMEOUT,
+        timeout: float | None = None,
         until: Predicate | None = None,
         poll_interval: float | None = None,
         max_poll_interval: float | None = None,
+        since: Iterable[Session] | None = None,
     ) -> SessionWaits:
         """Wait for many sessions; yield a ``SessionResult`` for each as it settles.
 
         ``async for result in client.as_completed(ids):`` yields in settle order. A
         failed or timed-out wait yields a result with ``error`` set and does not end
-        the others. ``timeout`` is one deadline for the whole batch.
+        the others. ``timeout`` is one deadline for the whole batch. ``since`` takes
+        the snapshots ``send_message`` returned for some of the sessions (see
+        ``await_session``).
 
         Raises:
             TypeError: a bare string instead of a list of ids (no request is made).
-            ValueError: an id is not a safe session id (no request is made).
+            ValueError: an id is not a safe session id, or a ``since`` snapshot is of a
+                session not waited for (no request is made).
         """
         ids = [
             _protocol.normalize_session_id(i)
             for i in _protocol.check_strings("session_ids", session_ids)
         ]
-        return SessionWaits(
-            self._poller,
-            ids,
-            timeout=_positive("timeout", timeout),
-            on_finish=self._wait_finished,
-            **self._wait_options(until, poll_interval, max_poll_interval),
-        )
+        wait = self._wait(timeout, until, poll_interval, max_poll_interval)
+        snapshots: dict[str, Session] = {}
+        wanted = set(ids)
+        for snapshot in since or ():
+            session_id = _protocol.normalize_session_id(getattr(snapshot, "session_id", "?"))
+            if session_id not in wanted:
+                raise ValueError(f"since holds {snapshot!r}, which is not one of the sessions")
+            snapshots[session_id] = snapshot
+        return SessionWaits(self._engine, ids, wait, since=snapshots)
 
     async def await_sessions(
         self,
         session_ids: Iterable[str],
         *,
-        timeout: float = DEFAULT_AWAIT_TIMEOUT,
+        timeout: float | None = None,
         until: Predicate | None = None,
         poll_interval: float | None = None,
         max_poll_interval: float | None = None,
+        since: Iterable[Session] | None = None,
     ) -> list[SessionResult]:
         """Wait for many sessions and return their results in input order.
 
@@ -664,6 +720,7 @@ class DevinClient:
             until=until,
             poll_interval=poll_interval,
             max_poll_interval=max_poll_interval,
+            since=since,
         )
         return await waits.gather()
 
@@ -765,12 +822,16 @@ class DevinClient:
         """Send a message to a session (this resumes a suspended one) and return it.
 
         Like a create, it is retried only when the server cannot have acted on it
-        (refused connection, 429): a timeout or 5xx is raised, never sent twice.
+        (refused connection, 429): a timeout or 5xx is raised, never sent twice. The
+        state lags after a message: pass the returned session as ``since=`` to a wait
+        (a ``follow_session`` of this client applies it by itself).
         """
         request = _protocol.send_message(
             self._scope, session_id, message, message_as_user_id, attachment_urls
         )
-        return _convert.structure_session(await self._call(request))
+        session = _convert.structure_session(await self._call(request))
+        self._engine.replied(_protocol.normalize_session_id(session_id), session)
+        return session
 
     async def terminate_session(self, session_id: str, *, archive: bool = False) -> Session:
         """Stop a session for good (it cannot be resumed); optionally archive it too.
@@ -815,49 +876,45 @@ class DevinClient:
         session: str | WaitState,
         *,
         messages: bool = True,
-        timeout: float = DEFAULT_AWAIT_TIMEOUT,
+        timeout: float | None = None,
         until: Predicate | None = None,
         poll_interval: float | None = None,
         max_poll_interval: float | None = None,
-    ) -> AsyncGenerator[SessionUpdate, None]:
+        since: Session | None = None,
+    ) -> SessionFollow:
         """Follow a session for a bot: yield each new message and each state change.
 
         Pass a session id to start from the beginning, or a saved ``WaitState`` to
         resume without replaying what was already seen. Every ``SessionUpdate`` carries
-        the state to save once it is handled. Ends after the settled state.
+        the state to save once it is handled. Ends after the settled state. Followed
+        sessions share the client's polls with every other wait; messages are read only
+        when a session's state or ``updated_at`` changed. After a reply sent with this
+        client's ``send_message`` (before or during the follow), the follow does not
+        end on the state the reply answered until the session moved on (``since``, as
+        in ``await_session``, does the same for a reply sent elsewhere).
 
         Raises (while iterating):
             AwaitTimeoutError: ``timeout`` seconds passed before it settled.
             DevinError: a failure polling cannot fix (401, 403, 404, ...).
         """
         state = session if isinstance(session, WaitState) else WaitState(session)
-        state = attrs.evolve(state, session_id=_protocol.normalize_session_id(state.session_id))
-        options = self._wait_options(until, poll_interval, max_poll_interval)
-        session_id = state.session_id
-
-        async def page(cursor: str | None) -> Page[Message]:
-            return await self._messages_page(session_id, LIST_BATCH, cursor)
-
-        return follow(
-            state,
-            get_session=self._fetch_one,
-            message_pages=page_fetcher(page) if messages else None,
-            timeout=_positive("timeout", timeout),
-            sleep=self._sleep,
-            clock=self._clock,
-            **options,
-        )
+        session_id = _protocol.normalize_session_id(state.session_id)
+        state = attrs.evolve(state, session_id=session_id)
+        wait = self._wait(timeout, until, poll_interval, max_poll_interval)
+        since = self._since(session_id, since)
+        return SessionFollow(self._engine, state, wait, messages=messages, since=since)
 
 
 async def await_session(
     client: DevinClient,
     session_id: str,
     *,
-    timeout: float = DEFAULT_AWAIT_TIMEOUT,
+    timeout: float | None = None,
     until: Predicate | None = None,
     poll_interval: float | None = None,
     max_poll_interval: float | None = None,
     on_change: Callable[[Session], object] | None = None,
+    since: Session | None = None,
 ) -> Session:
     """Wait for a session to settle; the same coroutine as ``DevinClient.await_session``."""
     return await client.await_session(
@@ -867,4 +924,5 @@ async def await_session(
         poll_interval=poll_interval,
         max_poll_interval=max_poll_interval,
         on_change=on_change,
+        since=since,
     )

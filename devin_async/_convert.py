@@ -36,6 +36,8 @@ __all__ = [
     "dumps_create_request",
     "dumps_wait_state",
     "loads_wait_state",
+    "session_row",
+    "session_rows",
     "structure",
     "structure_attachments",
     "structure_message_page",
@@ -486,6 +488,34 @@ def structure_session_page(data: object) -> Page[Session]:
     except Exception as exc:
         raise _invalid_response(data, Page, exc) from None
     return page
+
+
+def session_row(data: object) -> dict[str, Any]:
+    """Check that decoded JSON is a session object with an id, without structuring it.
+
+    Waits compare a row's raw state first and structure only the rows that changed.
+    """
+    if isinstance(data, dict) and isinstance(data.get("session_id"), str):
+        return data
+    raise ResponseValidationError("response is not a valid Session", body=_snippet(data))
+
+
+def session_rows(data: object) -> tuple[list[dict[str, Any]], str | None, bool]:
+    """Check a decoded page of sessions; return its rows (unstructured), cursor, and more.
+
+    Raises:
+        ResponseValidationError: not a page, or an item that is not a session with an id.
+    """
+    if isinstance(data, dict):
+        items, cursor, more = data.get("items"), data.get("end_cursor"), data.get("has_next_page")
+        if (
+            isinstance(items, list)
+            and (cursor is None or isinstance(cursor, str))
+            and isinstance(more, bool | None)
+            and all(isinstance(r, dict) and isinstance(r.get("session_id"), str) for r in items)
+        ):
+            return items, cursor, bool(more)
+    raise ResponseValidationError("response is not a valid page of sessions", body=_snippet(data))
 
 
 def structure_message_page(data: object) -> Page[Message]:

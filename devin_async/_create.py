@@ -49,13 +49,13 @@ from ._errors import (
 from ._models import CreateSessionRequest, Page, Session
 from ._retry import (
     OnRetry,
-    PollBackoff,
     RetryPolicy,
     Sleep,
     call_exactly_once,
     create_failure,
     is_transient,
     may_have_acted,
+    poll_delay,
 )
 
 __all__ = [
@@ -266,7 +266,6 @@ class Creator:
         """
         clock = self._clock
         deadline = clock() + self._grace
-        delays = PollBackoff(FIRST_LOOKUP_DELAY, MAX_LOOKUP_DELAY)
         lookups = 0
         while True:
             lookups += 1
@@ -281,7 +280,8 @@ class Creator:
             now = clock()
             if now >= deadline:
                 break
-            await self._sleep(min(delays.next_delay(), deadline - now))
+            delay = poll_delay(lookups, FIRST_LOOKUP_DELAY, MAX_LOOKUP_DELAY)
+            await self._sleep(min(delay, deadline - now))
         return found, lookups, lookup_error
 
 

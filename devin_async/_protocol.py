@@ -87,6 +87,8 @@ class Request(NamedTuple):
         query: query pairs in order; repeated keys encode arrays.
         body: JSON body bytes, or None.
         idempotent: True when repeating it cannot change server state twice.
+        timeout: a shorter timeout than the client's for this request (a wait's
+            deadline), seconds, or None.
     """
 
     method: str
@@ -94,6 +96,7 @@ class Request(NamedTuple):
     query: tuple[tuple[str, str], ...] = ()
     body: bytes | None = None
     idempotent: bool = True
+    timeout: float | None = None
 
 
 class Response(NamedTuple):
@@ -261,17 +264,25 @@ def list_sessions(scope: Scope, params: Mapping[str, object]) -> Request:
     return Request("GET", scope.sessions_path, query=encode_query(params))
 
 
-def poll_sessions(scope: Scope, session_ids: Sequence[str], after: str | None) -> Request:
-    """Build the poller's ``GET .../sessions?session_ids=...`` for already-checked ids.
+def poll_sessions(
+    scope: Scope,
+    session_ids: Sequence[str] | None,
+    updated_after: int | None,
+    after: str | None,
+    timeout: float | None = None,
+) -> Request:
+    """Build a wait's ``GET .../sessions?session_ids=...`` (or ``?updated_after=...``).
 
     The ids come from ``normalize_session_id``, so the query is built directly: at
     10,000 waits this runs for every id on every tick.
     """
-    query = [("session_ids", i) for i in session_ids]
+    query = [("session_ids", i) for i in session_ids or ()]
+    if updated_after is not None:
+        query.append(("updated_after", str(updated_after)))
     query.append(("first", str(MAX_PAGE)))
     if after is not None:
         query.append(("after", after))
-    return Request("GET", scope.sessions_path, query=tuple(query))
+    return Request("GET", scope.sessions_path, query=tuple(query), timeout=timeout)
 
 
 def create_session(scope: Scope, request: CreateSessionRequest) -> Request:

@@ -19,6 +19,7 @@ cycles, so it is only started after a first failure.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Literal, TypeVar
@@ -39,13 +40,13 @@ from ._protocol import parse_retry_after
 __all__ = [
     "CreateFailure",
     "OnRetry",
-    "PollBackoff",
     "RetryPolicy",
     "call_exactly_once",
     "call_with_retries",
     "create_failure",
     "is_transient",
     "may_have_acted",
+    "poll_delay",
     "retry_after_failure",
     "retry_reason",
     "server_delay",
@@ -372,34 +373,14 @@ def _should_retry(exc: BaseException, idempotent: bool, policy: RetryPolicy) -> 
     return delay is None or delay <= policy.max_retry_after
 
 
-_POLL_STATE = _t.RetryCallState(_t.AsyncRetrying(), None, (), {})
+def poll_delay(attempt: int, first: float, cap: float) -> float:
+    """Return the delay before poll number ``attempt`` (1, 2, ...) of a quiet wait, seconds.
 
-
-class PollBackoff:
-    """Delays between polls: exponential with jitter, capped, reset on a state change.
-
-    Args:
-        first: the first (and post-change) delay, seconds.
-        cap: the largest delay, seconds.
+    Exponential from ``first`` (first, 2 * first, 4 * first, ...) plus a jitter of up to
+    ``first / 2`` so that clients started together drift apart, and never above ``cap``
+    (nor below ``first``). A pure function: the caller keeps the attempt count and starts
+    it again at 1 when the state it watches changes.
     """
-
-    __slots__ = ("_attempt", "_cap", "_wait")
-
-    def __init__(self, first: float, cap: float) -> None:
-        # first * 2**n + uniform(0, first / 2), capped. Not wait_exponential_jitter:
-        # tenacity 9.0 lacks its `multiplier` and 9.2 deprecates its `initial`.
-        self._cap = max(cap, first)
-        self._wait = _t.wait_exponential(multiplier=first, max=self._cap) + _t.wait_random(
-            0, first / 2
-        )
-        self._attempt = 0
-
-    def next_delay(self) -> float:
-        """Return the next delay and advance the exponent."""
-        self._attempt += 1
-        _POLL_STATE.attempt_number = self._attempt
-        return min(self._wait(_POLL_STATE), self._cap)
-
-    def reset(self) -> None:
-        """Start again from the first delay (the observed state changed)."""
-        self._attempt = 0
+    cap = max(cap, first)
+    growth = first * 2.0 ** min(attempt - 1, 62) if attempt > 1 else first
+    return min(growth + random.uniform(0.0, first / 2), cap)

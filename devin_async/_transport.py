@@ -17,6 +17,7 @@ instead of aiohttp's "Event loop is closed" and unclosed-connector warnings.
 from __future__ import annotations
 
 import asyncio
+import math
 import platform
 from collections.abc import AsyncGenerator, Mapping
 
@@ -243,6 +244,8 @@ class Transport:
             session = await self._usable_session()
         url = self._base_url + request.path
         client_timeout = self._timeout
+        if request.timeout is not None and request.timeout < (client_timeout.total or math.inf):
+            client_timeout = aiohttp.ClientTimeout(total=request.timeout)
         # Every error is built inside its handler but raised after the try statement:
         # aiohttp's exceptions keep the request's headers (the Authorization header),
         # so none of them may become the __cause__ or __context__ of ours.

@@ -57,9 +57,9 @@ from ._errors import (
     PermissionDeniedError,
     RateLimitError,
 )
-from ._follow import SessionUpdate
 from ._models import DevinMode, Message, Session, SessionOrigin
 from ._version import __version__
+from ._waiting import SessionUpdate
 from .testing import _LIST_FILTERS, FakeDevinServer, Step
 
 __all__ = [

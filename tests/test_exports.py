@@ -19,11 +19,22 @@ PUBLIC_MODULES: dict[str, set[str]] = {
     "devin_async._events": {"Hooks"},  # the client's dispatcher
     "devin_async._errors": {"StatusInfo"},  # typing helper for the constructors' **kwargs
     "devin_async._models": set(),
-    "devin_async._polling": {"is_transient", "wait_timed_out"},  # the waits' own decisions
+    "devin_async._waiting": {  # the engine and its parts behind every wait
+        "LIST_BATCH",
+        "Engine",
+        "IdsSource",
+        "Wait",
+        "WaitOptions",
+        "Waiter",
+        "WatermarkSource",
+        "await_one",
+        "wait_timed_out",
+    },
     "devin_async._fanout": {"create_many"},  # the loop behind create_sessions
-    "devin_async._follow": {"follow"},  # the loop behind follow_session
     "devin_async._convert": {  # the wire: only the wait-state codec is public
         "dumps_create_request",
+        "session_row",
+        "session_rows",
         "structure",
         "structure_attachments",
         "structure_message_page",

@@ -227,7 +227,7 @@ async def assert_released(
     server: FakeDevinServer, client: DevinClient, before: set[asyncio.Task[object]]
 ) -> None:
     """No wait is left: the poller task has ended and nothing polls any more."""
-    await client._poller.stopped()
+    await client._engine.stopped()
     assert leftover_tasks(before) == []
     polls = server.count()
     await asyncio.sleep(0.05)

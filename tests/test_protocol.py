@@ -958,7 +958,7 @@ def test_session_filters_normalise_session_ids_like_every_other_id() -> None:
 
 
 def test_poll_sessions_sends_ids_as_repeated_keys_with_a_full_page() -> None:
-    request = poll_sessions(Scope("org-1"), ["devin-a", "devin-b"], None)
+    request = poll_sessions(Scope("org-1"), ["devin-a", "devin-b"], None, None)
     assert request.method == "GET"
     assert request.path == "/v3/organizations/org-1/sessions"
     assert request.query == (
@@ -966,8 +966,14 @@ def test_poll_sessions_sends_ids_as_repeated_keys_with_a_full_page() -> None:
         ("session_ids", "devin-b"),
         ("first", "200"),
     )
-    later = poll_sessions(Scope("org-1"), ["devin-a"], "cur")
+    later = poll_sessions(Scope("org-1"), ["devin-a"], None, "cur", timeout=1.5)
     assert later.query[-1] == ("after", "cur")
+    assert later.timeout == 1.5
+
+
+def test_poll_sessions_by_watermark_sends_updated_after_and_no_ids() -> None:
+    request = poll_sessions(Scope("org-1"), None, 1_700_000_000, None)
+    assert request.query == (("updated_after", "1700000000"), ("first", "200"))
 
 
 # ------------------------------------------------------------------ echoed secrets

@@ -6,7 +6,6 @@ import asyncio
 import email.utils
 import logging
 import time
-import warnings
 from collections.abc import Sequence
 
 import pytest
@@ -21,11 +20,11 @@ from devin_async._errors import (
 )
 from devin_async._protocol import Request, Response, status_error
 from devin_async._retry import (
-    PollBackoff,
     RetryPolicy,
     call_exactly_once,
     call_with_retries,
     create_failure,
+    poll_delay,
     retry_reason,
     server_delay,
 )
@@ -361,54 +360,32 @@ async def test_retries_are_logged_without_secrets(caplog: pytest.LogCaptureFixtu
     assert "HTTP 503" in messages[0]
 
 
-# ------------------------------------------------------------------ PollBackoff
+# ------------------------------------------------------------------ poll_delay
 
 
-def test_poll_backoff_grows_and_is_capped() -> None:
-    backoff = PollBackoff(1.0, 8.0)
-    delays = [backoff.next_delay() for _ in range(6)]
+def test_poll_delay_grows_and_is_capped() -> None:
+    delays = [poll_delay(n, 1.0, 8.0) for n in range(1, 7)]
     # attempt n: 1 * 2**(n-1) plus up to 0.5 s of jitter, never above the cap.
     ranges = [(1.0, 1.5), (2.0, 2.5), (4.0, 4.5), (8.0, 8.0), (8.0, 8.0), (8.0, 8.0)]
     for delay, (low, high) in zip(delays, ranges, strict=True):
         assert low <= delay <= high
 
 
-def test_poll_backoff_reset_returns_to_the_first_range() -> None:
-    backoff = PollBackoff(2.0, 30.0)
-    for _ in range(5):
-        backoff.next_delay()
-    backoff.reset()
-    assert 2.0 <= backoff.next_delay() <= 3.0
-    assert 4.0 <= backoff.next_delay() <= 5.0
+def test_poll_delay_cap_below_first_uses_first() -> None:
+    assert [poll_delay(n, 5.0, 1.0) for n in range(1, 4)] == [5.0, 5.0, 5.0]
 
 
-def test_poll_backoff_cap_below_first_uses_first() -> None:
-    backoff = PollBackoff(5.0, 1.0)
-    assert [backoff.next_delay() for _ in range(3)] == [5.0, 5.0, 5.0]
+def test_poll_delay_survives_very_long_waits() -> None:
+    assert poll_delay(5_000, 2.0, 30.0) == 30.0
+    assert poll_delay(10**9, 2.0, 30.0) == 30.0
 
 
-def test_poll_backoff_survives_very_long_waits() -> None:
-    backoff = PollBackoff(2.0, 30.0)
-    for _ in range(5_000):
-        delay = backoff.next_delay()
-    assert delay == 30.0
-
-
-def test_poll_backoff_emits_no_deprecation_warning() -> None:
-    # Regression: tenacity 9.2 deprecates wait_exponential_jitter(initial=...), which
-    # turned every wait with a first delay other than 1 s into an error under -W error.
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        backoff = PollBackoff(2.0, 30.0)
-        assert 2.0 <= backoff.next_delay() <= 3.0
-
-
-def test_independent_backoffs_do_not_share_progress() -> None:
-    first, second = PollBackoff(1.0, 64.0), PollBackoff(1.0, 64.0)
+def test_poll_delay_is_pure() -> None:
+    # One caller's progress never moves another's: the attempt is the caller's.
     for _ in range(4):
-        first.next_delay()
-    assert 1.0 <= second.next_delay() <= 1.5
-    assert 16.0 <= first.next_delay() <= 16.5
+        poll_delay(5, 1.0, 64.0)
+    assert 1.0 <= poll_delay(1, 1.0, 64.0) <= 1.5
+    assert 16.0 <= poll_delay(5, 1.0, 64.0) <= 16.5
 
 
 # ------------------------------------------------------------------ create_failure

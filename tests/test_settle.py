@@ -13,13 +13,13 @@ from devin_async._errors import (
     ResponseValidationError,
 )
 from devin_async._models import Session, SessionStatus, StatusDetail
-from devin_async._polling import (
+from devin_async._protocol import Request, Response, status_error
+from devin_async._retry import is_transient
+from devin_async._waiting.settle import (
     is_settled,
     is_settled_or_awaiting_approval,
-    is_transient,
     wait_timed_out,
 )
-from devin_async._protocol import Request, Response, status_error
 
 URL = "https://api.devin.ai/v3/organizations/org-1/sessions/devin-1"
 

@@ -1,0 +1,571 @@
+"""The client-wide waiting engine: every wait of a client is one subscription here.
+
+One background task per client (started by the first wait, ended with the last) reads
+every waited-for session in shared ticks, through a ``Source`` (``sources.py``): a lone
+session with GET, many through the list endpoint, 200 per request. It is the one place
+that decides when to poll, ends waits at their deadlines, and builds their
+``AwaitTimeoutError``; the waits themselves (``views.py``, ``follow.py``) only read
+their futures and streams.
+
+Time is the client's injected ``clock`` and ``sleep`` alone, so any wait runs on
+virtual time in tests. Between ticks the engine sleeps until the next tick or the
+nearest deadline, whichever comes first. The delay grows by ``poll_delay`` while nothing
+changes and starts again when something does; a server's ``Retry-After`` delays the
+next tick, or, above ``max_retry_after``, ends the waits it concerns at once (the rule
+of requests). A newcomer brings a long nap forward to its own poll interval. A tick's
+requests never outlast the nearest deadline of the waits they serve.
+
+A listed session whose state and ``updated_at`` did not change since the last tick is
+not structured again: its row is compared raw, and its waits see nothing new.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import heapq
+import logging
+from collections import Counter
+from collections.abc import AsyncGenerator, Callable, Collection, Iterator
+from contextlib import aclosing
+from typing import Any
+
+from .._errors import AwaitTimeoutError, DevinError
+from .._models import Message, Page, Session
+from .._paging import Pager
+from .._retry import Sleep, is_transient, poll_delay, server_delay
+from .settle import ReplyProof, StateKey, Wait, state_key, wait_timed_out
+from .sources import Row, Source
+
+__all__ = ["Engine", "Entry", "Waiter"]
+
+log = logging.getLogger("devin_async")
+
+Structure = Callable[[Row], Session]
+# The message pages of a wait's session after a cursor, cut short at its deadline.
+Pages = Callable[["Waiter", str | None], AsyncGenerator[Page[Message], None]]
+# Reads one page of a session's messages: (session id, cursor, request timeout).
+ReadMessages = Callable[[str, str | None, float], Any]
+# Told of each session whose (status, status_detail) changed, with its state before.
+OnChange = Callable[[Session, Session | None], object]
+# Told once when a wait ends: the waiter and its outcome.
+OnFinish = Callable[["Waiter", str], object]
+
+REPLIES_KEPT = 1024  # snapshots of recent replies kept for followers that start later
+MIN_TIMEOUT = 0.001  # seconds: a request timeout is never cut to nothing
+
+
+class OutOfTime(Exception):
+    """A wait's deadline came while more message pages were left to read."""
+
+
+class Entry:
+    """One waited-for session: its last row key, its last state, and its waits."""
+
+    __slots__ = ("key", "last_error", "session", "session_id", "waiters")
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+        self.waiters: list[Waiter] = []
+        self.key: tuple[object, object, object] | None = None  # raw status, detail, updated_at
+        self.session: Session | None = None
+        self.last_error: BaseException | None = None
+
+
+class Waiter:
+    """One wait: a future, its options, its deadline, and what it has been told.
+
+    Subclasses (``follow.Follower``) read messages too; this base reads them only to
+    prove, after a reply, that the session moved on (``since``).
+    """
+
+    __slots__ = (
+        "deadline",
+        "entry",
+        "first_tick",
+        "fresh",
+        "future",
+        "on_change",
+        "proof",
+        "seen",
+        "since",
+        "start",
+        "wait",
+    )
+
+    def __init__(
+        self,
+        entry: Entry,
+        wait: Wait,
+        start: float,
+        on_change: Callable[[Session], object] | None,
+        since: Session | None,
+    ) -> None:
+        self.entry = entry
+        self.wait = wait
+        self.start = start
+        self.deadline = start + wait.timeout
+        self.on_change = on_change
+        self.future: asyncio.Future[Session] = asyncio.get_running_loop().create_future()
+        self.seen: StateKey | None = None
+        self.first_tick = 0
+        self.fresh = False  # messages brought news: look at the state again this tick
+        # After a reply: the state it was sent in, until the session shows it moved on.
+        self.since: StateKey | None = None if since is None else state_key(since)
+        self.proof: ReplyProof | None = None if since is None else ReplyProof(since)
+
+    @property
+    def session_id(self) -> str:
+        return self.entry.session_id
+
+    @property
+    def last(self) -> Session | None:
+        """The last state of the session seen, if any poll succeeded."""
+        return self.entry.session
+
+    def settles(self, session: Session) -> bool:
+        """Tell whether ``session`` ends this wait, minding a reply not yet seen acted on."""
+        if self.since is not None:
+            if state_key(session) != self.since:
+                self.since = self.proof = None  # it moved on: from now on, the plain rule
+            else:
+                return False
+        return self.wait.until(session)
+
+    def wants_messages(self, changed: bool) -> bool:
+        """Tell whether this tick should read messages for this wait.
+
+        Only a wait after a reply does, and only while the session shows the state the
+        reply was sent in and that state would end the wait: messages are then the
+        only proof that Devin answered within one poll.
+        """
+        session = self.entry.session
+        return (
+            self.since is not None
+            and session is not None
+            and state_key(session) == self.since
+            and self.wait.until(session)
+        )
+
+    def takes_replies(self) -> bool:
+        """Whether a reply sent through the client applies ``since`` to this wait."""
+        return False
+
+    async def read_messages(self, pages: Pages) -> bool:
+        """Read the messages after the reply; return True once they prove it acted on.
+
+        Raises:
+            OutOfTime: the wait's deadline came with more pages to read.
+        """
+        proof = self.proof
+        assert proof is not None
+        async with aclosing(pages(self, proof.cursor)) as stream:
+            async for page in stream:
+                if proof.feed(page.items):
+                    self.since = self.proof = None
+                    self.fresh = True
+                    return True
+                if page.end_cursor:
+                    proof.cursor = page.end_cursor
+        return False
+
+    def read_failed(self) -> None:
+        """Reading messages failed (it will be tried on the next tick)."""
+
+    def observe(self, session: Session, changed: bool) -> None:
+        """Tell the wait of this tick's state (``changed``: new since the last tick)."""
+        if not (changed or self.fresh) and self.seen is not None:
+            return
+        self.fresh = False
+        key = state_key(session)
+        if key != self.seen:
+            self.seen = key
+            if self.on_change is not None:
+                self.on_change(session)
+        if self.settles(session):
+            self.future.set_result(session)
+
+    def end(self, exc: BaseException) -> None:
+        """End the wait with ``exc`` unless it has already ended."""
+        if not self.future.done():
+            self.future.set_exception(exc)
+
+
+class Engine:
+    """Polls every subscribed session in shared ticks, and ends waits at their deadlines.
+
+    Args:
+        source: reads rows of sessions by id (``sources.IdsSource`` or a strategy).
+        structure: builds a ``Session`` from a row (only for rows that changed).
+        read_messages: reads one page of a session's messages (for ``since`` and bots).
+        clock, sleep: the client's time.
+        max_retry_after: a ``Retry-After`` above this many seconds ends the waits it
+            concerns with the failure that carried it.
+        on_change: told of each (status, status_detail) change of a session.
+        on_finish: told once of each wait that ends, with its outcome ("settled",
+            "timeout", "error" or "cancelled").
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        structure: Structure,
+        read_messages: Callable[[str, str | None, float], Any],
+        *,
+        clock: Callable[[], float],
+        sleep: Sleep,
+        max_retry_after: float,
+        on_change: OnChange | None = None,
+        on_finish: OnFinish | None = None,
+    ) -> None:
+        self.source = source
+        self._structure = structure
+        self._read_page = read_messages
+        self._clock = clock
+        self._sleep = sleep
+        self._max_retry_after = max_retry_after
+        self._on_change = on_change
+        self._on_finish = on_finish
+        self._entries: dict[str, Entry] = {}
+        self._deadlines: list[tuple[float, int, Waiter]] = []
+        self._seq = 0
+        self._intervals: Counter[tuple[float, float]] = Counter()
+        self._replies: dict[str, Session] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._finishing: set[asyncio.Task[None]] = set()
+        self._wake: asyncio.Future[None] | None = None
+        self._due = 0.0  # when the next tick starts (clock seconds)
+        self._floor_until = 0.0  # no tick before this: the server's Retry-After
+        self._quiet = 0  # ticks in a row that changed nothing
+        self.ticks = 0
+
+    @property
+    def pending(self) -> int:
+        """Number of waits subscribed."""
+        return sum(len(entry.waiters) for entry in self._entries.values())
+
+    # ------------------------------------------------------------------ subscriptions
+
+    def subscribe(
+        self,
+        session_id: str,
+        wait: Wait,
+        *,
+        on_change: Callable[[Session], object] | None = None,
+        since: Session | None = None,
+        factory: Callable[..., Waiter] = Waiter,
+    ) -> Waiter:
+        """Add a wait; it is polled at once if it is the first, else within its interval."""
+        now = self._clock()
+        entry = self._entries.get(session_id)
+        if entry is None:
+            entry = self._entries[session_id] = Entry(session_id)
+        waiter: Waiter = factory(entry, wait, now, on_change, since)
+        waiter.first_tick = self.ticks
+        entry.waiters.append(waiter)
+        self._seq += 1
+        heapq.heappush(self._deadlines, (waiter.deadline, self._seq, waiter))
+        self._intervals[wait.poll_interval, wait.max_poll_interval] += 1
+        if self._task is None:
+            self._due, self._quiet = now, 0
+            self._task = asyncio.create_task(self._run(), name="devin_async waits")
+        else:  # a newcomer need not wait out a long backoff
+            self._due = min(self._due, max(now + wait.poll_interval, self._floor_until))
+            self._quiet = 0
+            self._nudge()
+        return waiter
+
+    def unsubscribe(self, waiter: Waiter) -> None:
+        """Remove a wait (it has ended, or its caller stopped); the last one stops the task."""
+        entry = self._entries.get(waiter.session_id)
+        if entry is None or waiter not in entry.waiters:
+            return
+        entry.waiters.remove(waiter)
+        if not entry.waiters:
+            del self._entries[entry.session_id]
+        pair = (waiter.wait.poll_interval, waiter.wait.max_poll_interval)
+        self._intervals[pair] -= 1
+        if not self._intervals[pair]:
+            del self._intervals[pair]
+        if self._on_finish is not None:
+            self._on_finish(waiter, outcome(waiter.future))
+        if not self._entries:
+            self._deadlines.clear()
+            if self._task is not None:
+                task, self._task = self._task, None
+                task.cancel()
+                self._finishing.add(task)
+                task.add_done_callback(self._finishing.discard)
+
+    def polls(self, waiter: Waiter) -> int:
+        """How many ticks have polled ``waiter``'s session since it subscribed."""
+        return self.ticks - waiter.first_tick
+
+    def elapsed(self, waiter: Waiter) -> float:
+        return self._clock() - waiter.start
+
+    def replied(self, session_id: str, snapshot: Session) -> None:
+        """A message was just sent to ``session_id``: its waits must see it move on.
+
+        Followers of the session (and those that start following it later) do not
+        settle on ``snapshot``'s state until the session shows it acted on the reply.
+        """
+        self._replies.pop(session_id, None)
+        self._replies[session_id] = snapshot
+        while len(self._replies) > REPLIES_KEPT:
+            del self._replies[next(iter(self._replies))]
+        entry = self._entries.get(session_id)
+        for waiter in entry.waiters if entry is not None else ():
+            if waiter.takes_replies():
+                waiter.since, waiter.proof = state_key(snapshot), ReplyProof(snapshot)
+
+    def take_reply(self, session_id: str) -> Session | None:
+        """Return (and forget) the snapshot of a recent reply to ``session_id``, if any."""
+        return self._replies.pop(session_id, None)
+
+    async def stopped(self) -> None:
+        """Wait until every task stopped by a last unsubscribe has ended."""
+        if self._finishing:
+            # asyncio.wait neither raises the tasks' CancelledError nor hides our own.
+            await asyncio.wait(set(self._finishing))
+
+    def close(self, exc: BaseException) -> None:
+        """End every wait with ``exc`` and stop polling (the client is closing)."""
+        for waiter in list(self._waiters()):
+            waiter.end(exc)
+            self.unsubscribe(waiter)
+
+    def _waiters(self) -> Iterator[Waiter]:
+        for entry in self._entries.values():
+            yield from entry.waiters
+
+    def _nudge(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    def _finish(self, waiter: Waiter) -> None:
+        """Unsubscribe a wait whose future is done (it is never polled again)."""
+        self.unsubscribe(waiter)
+
+    # ------------------------------------------------------------------ the loop
+
+    async def _run(self) -> None:
+        try:
+            while self._entries:
+                now = self._clock()
+                self._expire(now)
+                if not self._entries:
+                    return
+                if now >= self._due:
+                    self.ticks += 1
+                    changed, floor = await self._tick(now)
+                    if not self._entries:  # the tick ended every wait
+                        return
+                    now = self._clock()
+                    self._quiet = 0 if changed else self._quiet + 1
+                    first, cap = self._cadence()
+                    self._floor_until = now + floor
+                    self._due = now + max(poll_delay(self._quiet + 1, first, cap), floor)
+                    continue
+                await self._nap(min(self._due, self._nearest_deadline()) - now)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # a bug here must reach the waits, not vanish
+            for waiter in list(self._waiters()):
+                waiter.end(exc)
+            raise
+        finally:
+            if self._task is asyncio.current_task():
+                self._task = None
+
+    def _cadence(self) -> tuple[float, float]:
+        """The smallest poll interval and cap of the waits subscribed."""
+        return min(p for p, _ in self._intervals), min(c for _, c in self._intervals)
+
+    def _nearest_deadline(self) -> float:
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][2].future.done():
+            heapq.heappop(deadlines)
+        return deadlines[0][0] if deadlines else float("inf")
+
+    def _expire(self, now: float) -> None:
+        """End every wait whose deadline has come, naming what it last saw."""
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            _, _, waiter = heapq.heappop(deadlines)
+            if waiter.future.done():
+                continue
+            waiter.end(
+                wait_timed_out(
+                    waiter.session_id,
+                    waiter.wait.timeout,
+                    session=waiter.last,
+                    elapsed=now - waiter.start,
+                    polls=self.polls(waiter),
+                    last_error=waiter.entry.last_error,
+                )
+            )
+            self._finish(waiter)
+
+    async def _nap(self, delay: float) -> None:
+        """Sleep ``delay`` seconds on the injected sleep, or until a newcomer nudges."""
+        if delay <= 0:
+            return
+        wake = self._wake = asyncio.get_running_loop().create_future()
+        sleeper = asyncio.ensure_future(self._sleep(delay))
+        try:
+            await asyncio.wait((sleeper, wake), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._wake = None
+            if sleeper.done():
+                sleeper.result()  # an injected sleep that failed is a bug to see
+            else:
+                sleeper.cancel()
+
+    # ------------------------------------------------------------------ one tick
+
+    async def _tick(self, now: float) -> tuple[bool, float]:
+        """Poll every subscribed session once; return (anything changed, delay floor)."""
+        entries = self._entries
+        ids = list(entries)
+        timeout = max(self._nearest_deadline() - now, MIN_TIMEOUT)
+        rows, failures = await self.source.read(ids, timeout)
+        floor = 0.0
+        for failed_ids, exc in failures:
+            floor = max(floor, self._failed(failed_ids, exc))
+        changed_entries: list[tuple[Entry, bool]] = []
+        any_change = False
+        for session_id, row in rows.items():
+            entry = entries.get(session_id)
+            if entry is None:
+                continue
+            try:
+                changed = self._update(entry, row)
+            except DevinError as exc:  # a row that does not decode: a failed poll
+                floor = max(floor, self._failed([session_id], exc))
+                continue
+            any_change |= changed
+            changed_entries.append((entry, changed))
+        any_change |= await self._read_messages(changed_entries, now)
+        for entry, changed in changed_entries:
+            session = entry.session
+            assert session is not None
+            for waiter in tuple(entry.waiters):
+                try:
+                    waiter.observe(session, changed)
+                except Exception as exc:  # the caller's predicate or callback failed
+                    waiter.end(exc)
+                if waiter.future.done():
+                    self._finish(waiter)
+        return any_change, floor
+
+    def _update(self, entry: Entry, row: Row) -> bool:
+        """Take a session's row; return True (and build its Session) if it changed."""
+        key = (row.get("status"), row.get("status_detail"), row.get("updated_at"))
+        if key == entry.key and entry.session is not None:
+            return False
+        session = self._structure(row)
+        before, entry.session, entry.key = entry.session, session, key
+        entry.last_error = None
+        if self._on_change is not None and (before is None or state_key(before) != key[:2]):
+            self._on_change(session, before)
+        return True
+
+    async def _read_messages(self, entries: list[tuple[Entry, bool]], now: float) -> bool:
+        """Let each wait that asks for them read messages; return True if any arrived."""
+        readers = [
+            waiter
+            for entry, changed in entries
+            for waiter in entry.waiters
+            if waiter.wants_messages(changed)
+        ]
+        if not readers:
+            return False
+        timeout = max(self._nearest_deadline() - now, MIN_TIMEOUT)
+        results = await asyncio.gather(
+            *(w.read_messages(functools.partial(self._pages, timeout=timeout)) for w in readers),
+            return_exceptions=True,
+        )
+        moved = False
+        for waiter, result in zip(readers, results, strict=True):
+            if isinstance(result, BaseException):
+                self._failed_reader(waiter, result)
+            elif result:
+                moved = True
+        return moved
+
+    async def _pages(
+        self, waiter: Waiter, cursor: str | None, *, timeout: float
+    ) -> AsyncGenerator[Page[Message], None]:
+        """Yield the message pages of ``waiter``'s session after ``cursor``, to the last.
+
+        Raises:
+            OutOfTime: the wait's deadline came with another page to read.
+        """
+        session_id, read = waiter.session_id, self._read_page
+
+        async def fetch(after: str | None) -> Page[Message]:
+            page: Page[Message] = await read(session_id, after, timeout)
+            return page
+
+        async with aclosing(Pager(fetch, after=cursor).pages()) as stream:
+            async for page in stream:
+                yield page
+                if page.has_next_page and page.end_cursor and self._clock() >= waiter.deadline:
+                    raise OutOfTime
+
+    def _failed_reader(self, waiter: Waiter, exc: BaseException) -> None:
+        """A wait's message read failed: retried next tick if transient, else its end."""
+        if isinstance(exc, asyncio.CancelledError):
+            raise exc
+        if isinstance(exc, OutOfTime) or (isinstance(exc, DevinError) and is_transient(exc)):
+            if isinstance(exc, DevinError):
+                waiter.entry.last_error = exc
+            waiter.read_failed()
+        else:  # a fatal failure, or a bug in a caller's callback: the wait's end
+            waiter.end(exc)
+        if waiter.future.done():
+            self._finish(waiter)
+
+    def _failed(self, ids: Collection[str], exc: BaseException) -> float:
+        """Hand a fatal error to the waits of ``ids``; return the delay a transient asks.
+
+        A transient failure whose Retry-After exceeds ``max_retry_after`` is fatal, as it
+        is for a request: those waits end at once with it (a RateLimitError's
+        ``.retry_after`` says how long the server asked for), and it delays no other wait.
+        """
+        transient = isinstance(exc, DevinError) and is_transient(exc)
+        delay = (server_delay(exc) or 0.0) if transient else 0.0
+        if delay > self._max_retry_after:
+            transient = False
+            log.debug(
+                "poll of %d session(s) failed (%s) asking for %.0fs, over %.0fs; "
+                "ending their waits",
+                len(ids),
+                exc,
+                delay,
+                self._max_retry_after,
+            )
+        for session_id in ids:
+            entry = self._entries.get(session_id)
+            if entry is None:
+                continue
+            entry.last_error = exc
+            if not transient:
+                for waiter in tuple(entry.waiters):
+                    waiter.end(exc)
+                    self._finish(waiter)
+        if not transient:
+            return 0.0
+        log.debug("poll of %d session(s) failed (%s); will retry", len(ids), exc)
+        return delay
+
+
+def outcome(future: asyncio.Future[Session]) -> str:
+    """Name how a wait ended: settled, timeout, error, or cancelled (not ended)."""
+    if not future.done() or future.cancelled():
+        return "cancelled"
+    error = future.exception()
+    if error is None:
+        return "settled"
+    return "timeout" if isinstance(error, AwaitTimeoutError) else "error"

@@ -25,6 +25,7 @@ import asyncio
 import functools
 import heapq
 import logging
+import math
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Collection, Iterator
 from contextlib import aclosing
@@ -235,6 +236,11 @@ class Engine:
         self._finishing: set[asyncio.Task[None]] = set()
         self._wake: asyncio.Future[None] | None = None
         self._due = 0.0  # when the next tick starts (clock seconds)
+        self._soonest = math.inf  # when the newcomers since the last tick began want one
+        self._newcomers: list[Waiter] = []  # not yet told of a state
+        # Waits that read messages even when their row did not change: after a reply
+        # (until it is seen acted on), or after a failed read.
+        self._asking: set[Waiter] = set()
         self._floor_until = 0.0  # no tick before this: the server's Retry-After
         self._quiet = 0  # ticks in a row that changed nothing
         self.ticks = 0
@@ -266,11 +272,15 @@ class Engine:
         self._seq += 1
         heapq.heappush(self._deadlines, (waiter.deadline, self._seq, waiter))
         self._intervals[wait.poll_interval, wait.max_poll_interval] += 1
+        self._newcomers.append(waiter)
+        if since is not None:
+            self._asking.add(waiter)
         if self._task is None:
             self._due, self._quiet = now, 0
             self._task = asyncio.create_task(self._run(), name="devin_async waits")
-        else:  # a newcomer need not wait out a long backoff
-            self._due = min(self._due, max(now + wait.poll_interval, self._floor_until))
+        else:  # a newcomer need not wait out a long backoff, even one set mid-tick
+            self._soonest = min(self._soonest, now + wait.poll_interval)
+            self._due = min(self._due, max(self._soonest, self._floor_until))
             self._quiet = 0
             self._nudge()
         return waiter
@@ -281,6 +291,7 @@ class Engine:
         if entry is None or waiter not in entry.waiters:
             return
         entry.waiters.remove(waiter)
+        self._asking.discard(waiter)
         if not entry.waiters:
             del self._entries[entry.session_id]
         pair = (waiter.wait.poll_interval, waiter.wait.max_poll_interval)
@@ -291,6 +302,7 @@ class Engine:
             self._on_finish(waiter, outcome(waiter.future))
         if not self._entries:
             self._deadlines.clear()
+            self._newcomers.clear()
             if self._task is not None:
                 task, self._task = self._task, None
                 task.cancel()
@@ -318,6 +330,7 @@ class Engine:
         for waiter in entry.waiters if entry is not None else ():
             if waiter.takes_replies():
                 waiter.since, waiter.proof = state_key(snapshot), ReplyProof(snapshot)
+                self._asking.add(waiter)
 
     def take_reply(self, session_id: str) -> Session | None:
         """Return (and forget) the snapshot of a recent reply to ``session_id``, if any."""
@@ -358,6 +371,7 @@ class Engine:
                     return
                 if now >= self._due:
                     self.ticks += 1
+                    self._soonest = math.inf  # the newcomers so far are in this tick
                     changed, floor = await self._tick(now)
                     if not self._entries:  # the tick ended every wait
                         return
@@ -365,7 +379,8 @@ class Engine:
                     self._quiet = 0 if changed else self._quiet + 1
                     first, cap = self._cadence()
                     self._floor_until = now + floor
-                    self._due = now + max(poll_delay(self._quiet + 1, first, cap), floor)
+                    delay = poll_delay(self._quiet + 1, first, cap)
+                    self._due = min(now + max(delay, floor), max(self._soonest, now + floor))
                     continue
                 await self._nap(min(self._due, self._nearest_deadline()) - now)
         except asyncio.CancelledError:
@@ -427,37 +442,41 @@ class Engine:
     async def _tick(self, now: float) -> tuple[bool, float]:
         """Poll every subscribed session once; return (anything changed, delay floor)."""
         entries = self._entries
-        ids = list(entries)
+        newcomers, self._newcomers = self._newcomers, []
         timeout = max(self._nearest_deadline() - now, MIN_TIMEOUT)
-        rows, failures = await self.source.read(ids, timeout)
+        rows, failures = await self.source.read(list(entries), timeout)
         floor = 0.0
         for failed_ids, exc in failures:
             floor = max(floor, self._failed(failed_ids, exc))
-        changed_entries: list[tuple[Entry, bool]] = []
-        any_change = False
+        touched: dict[Entry, bool] = {}  # the entries read this tick: changed or not
         for session_id, row in rows.items():
             entry = entries.get(session_id)
             if entry is None:
                 continue
             try:
-                changed = self._update(entry, row)
+                touched[entry] = self._update(entry, row)
             except DevinError as exc:  # a row that does not decode: a failed poll
                 floor = max(floor, self._failed([session_id], exc))
-                continue
-            any_change |= changed
-            changed_entries.append((entry, changed))
-        any_change |= await self._read_messages(changed_entries, now)
-        for entry, changed in changed_entries:
-            session = entry.session
-            assert session is not None
+        informed = await self._read_messages(touched, now)
+        for entry, changed in touched.items():
             for waiter in tuple(entry.waiters):
-                try:
-                    waiter.observe(session, changed)
-                except Exception as exc:  # the caller's predicate or callback failed
-                    waiter.end(exc)
-                if waiter.future.done():
-                    self._finish(waiter)
-        return any_change, floor
+                self._tell(waiter, changed)
+        for waiter in (*newcomers, *informed):  # not read this tick, but new to tell
+            if waiter.entry not in touched:
+                self._tell(waiter, False)
+        return any(touched.values()) or bool(informed), floor
+
+    def _tell(self, waiter: Waiter, changed: bool) -> None:
+        """Tell a wait its session's state; unsubscribe it if that ended it."""
+        session = waiter.entry.session
+        if session is None or waiter.future.done():
+            return
+        try:
+            waiter.observe(session, changed)
+        except Exception as exc:  # the caller's predicate or callback failed
+            waiter.end(exc)
+        if waiter.future.done():
+            self._finish(waiter)
 
     def _update(self, entry: Entry, row: Row) -> bool:
         """Take a session's row; return True (and build its Session) if it changed."""
@@ -471,28 +490,31 @@ class Engine:
             self._on_change(session, before)
         return True
 
-    async def _read_messages(self, entries: list[tuple[Entry, bool]], now: float) -> bool:
-        """Let each wait that asks for them read messages; return True if any arrived."""
+    async def _read_messages(self, touched: dict[Entry, bool], now: float) -> list[Waiter]:
+        """Let each wait that asks for them read messages; return those that got news."""
         readers = [
             waiter
-            for entry, changed in entries
+            for entry, changed in touched.items()
             for waiter in entry.waiters
             if waiter.wants_messages(changed)
         ]
-        if not readers:
-            return False
-        timeout = max(self._nearest_deadline() - now, MIN_TIMEOUT)
-        results = await asyncio.gather(
-            *(w.read_messages(functools.partial(self._pages, timeout=timeout)) for w in readers),
-            return_exceptions=True,
+        readers.extend(
+            w for w in self._asking if w.entry not in touched and w.wants_messages(False)
         )
-        moved = False
+        if not readers:
+            return []
+        timeout = max(self._nearest_deadline() - now, MIN_TIMEOUT)
+        pages = functools.partial(self._pages, timeout=timeout)
+        results = await asyncio.gather(
+            *(w.read_messages(pages) for w in readers), return_exceptions=True
+        )
+        informed: list[Waiter] = []
         for waiter, result in zip(readers, results, strict=True):
             if isinstance(result, BaseException):
                 self._failed_reader(waiter, result)
             elif result:
-                moved = True
-        return moved
+                informed.append(waiter)
+        return informed
 
     async def _pages(
         self, waiter: Waiter, cursor: str | None, *, timeout: float
@@ -522,6 +544,7 @@ class Engine:
             if isinstance(exc, DevinError):
                 waiter.entry.last_error = exc
             waiter.read_failed()
+            self._asking.add(waiter)  # read again next tick, changed or not
         else:  # a fatal failure, or a bug in a caller's callback: the wait's end
             waiter.end(exc)
         if waiter.future.done():

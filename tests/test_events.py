@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from fakes import FakeTime
@@ -33,19 +33,29 @@ async def server() -> AsyncIterator[FakeDevinServer]:
         yield srv
 
 
-def make_client(server: FakeDevinServer, events: list[Event], **kwargs: object) -> DevinClient:
-    time = FakeTime()
+def make_client(
+    server: FakeDevinServer, events: list[Event], time: FakeTime | None = None, **kwargs: object
+) -> DevinClient:
+    """A client on virtual time (``time``, or a fresh ``FakeTime``) telling ``events``."""
+    time = time or FakeTime()
     options: dict[str, object] = {
         "org_id": server.org_id,
         "base_url": server.url,
-        "poll_interval": 0.01,
-        "max_poll_interval": 0.02,
         "hooks": [events.append],
         "sleep": time,
         "clock": time.clock,
     }
     options.update(kwargs)
     return DevinClient(KEY, **options)  # type: ignore[arg-type]
+
+
+async def spin_until(condition: Callable[[], bool], spins: int = 100_000) -> None:
+    """Let the loop run (no timer) until ``condition()`` holds; fail after ``spins`` turns."""
+    for _ in range(spins):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the condition never held")
 
 
 def of(kind: type[Event], events: list[Event]) -> list[Event]:
@@ -105,14 +115,16 @@ async def test_a_429_pause_is_announced(server: FakeDevinServer) -> None:
 
 async def test_session_changes_and_the_finished_wait(server: FakeDevinServer) -> None:
     events: list[Event] = []
-    async with make_client(server, events) as client:
+    time = FakeTime()
+    async with make_client(server, events, time) as client:
         session = await client.create_session("hello")
-        await client.await_session(session.session_id)
+        await client.await_session(session.session_id, poll_interval=2, max_poll_interval=2)
     changes = [(e.previous_status_detail, e.status_detail) for e in of(SessionChanged, events)]
     assert changes == [(None, None), (None, "working"), ("working", "finished")]
     (done,) = of(WaitFinished, events)
     assert (done.session_id, done.outcome, done.polls) == (session.session_id, "settled", 3)
     assert (done.status, done.status_detail) == ("running", "finished")
+    assert done.elapsed == pytest.approx(4.0)  # polls at 0, 2 and 4 virtual seconds
 
 
 @pytest.mark.parametrize("outcome", ["timeout", "error", "cancelled"])
@@ -123,18 +135,29 @@ async def test_a_wait_that_does_not_settle_says_why(server: FakeDevinServer, out
         session = await client.create_session("hello")
         if outcome == "timeout":
             with pytest.raises(AwaitTimeoutError):
-                await client.await_session(session.session_id, timeout=0.1)
+                await client.await_session(
+                    session.session_id, timeout=60, poll_interval=2, max_poll_interval=2
+                )
         elif outcome == "error":
             with pytest.raises(NotFoundError):
                 await client.await_session("devin-missing")
         else:
             task = asyncio.create_task(client.await_session(session.session_id))
-            await asyncio.sleep(0.05)
+            await spin_until(lambda: server.count(route="get_session") >= 2)
+            assert not task.done()
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
     (done,) = of(WaitFinished, events)
     assert done.outcome == outcome
+    if outcome == "timeout":  # a poll every 2 virtual seconds until the deadline
+        assert (done.polls, done.elapsed) == (30, pytest.approx(60.0))
+        assert (done.status, done.status_detail) == ("running", "working")
+    elif outcome == "error":
+        assert (done.session_id, done.polls, done.status) == ("devin-missing", 1, None)
+    else:
+        assert done.polls >= 2
+        assert done.status_detail == "working"
 
 
 async def test_fan_out_waits_and_watches_report_their_end(server: FakeDevinServer) -> None:

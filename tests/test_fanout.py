@@ -6,10 +6,11 @@ import asyncio
 import gc
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from fakes import FakeTime
 
 from devin_async import (
     AwaitTimeoutError,
@@ -23,7 +24,6 @@ from devin_async import (
 from devin_async.testing import FINISHES, WAITS_FOR_USER, FakeDevinServer, Step
 
 KEY = "cog_fanout_key"
-FAST = {"poll_interval": 0.01, "max_poll_interval": 0.02}
 
 
 @pytest.fixture
@@ -32,10 +32,37 @@ async def server() -> AsyncIterator[FakeDevinServer]:
         yield srv
 
 
-def make_client(server: FakeDevinServer, **kwargs: object) -> DevinClient:
-    options: dict[str, object] = {"org_id": server.org_id, "base_url": server.url, **FAST}
+def make_client(
+    server: FakeDevinServer, time: FakeTime | None = None, **kwargs: object
+) -> DevinClient:
+    """A client on virtual time (``time``, or a fresh ``FakeTime``), default intervals."""
+    time = time or FakeTime()
+    options: dict[str, object] = {
+        "org_id": server.org_id,
+        "base_url": server.url,
+        "sleep": time,
+        "clock": time.clock,
+    }
     options.update(kwargs)
     return DevinClient(KEY, **options)  # type: ignore[arg-type]
+
+
+async def spin_until(condition: Callable[[], bool], spins: int = 100_000) -> None:
+    """Let the loop run (no timer) until ``condition()`` holds; fail after ``spins`` turns."""
+    for _ in range(spins):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the condition never held")
+
+
+async def assert_nothing_polls(server: FakeDevinServer, client: DevinClient) -> None:
+    """No wait is subscribed, and the loop turning many times sends no request."""
+    assert client._engine.pending == 0
+    polls = server.count()
+    for _ in range(500):  # on virtual time a live engine would poll within a few turns
+        await asyncio.sleep(0)
+    assert server.count() == polls
 
 
 async def create(client: DevinClient, n: int) -> list[Session]:
@@ -178,15 +205,23 @@ async def test_deadline_turns_the_pending_waits_into_timeout_results(
 ) -> None:
     server.queue_timeline([Step("running", "working")])  # never settles
     server.queue_timeline(FINISHES)
-    async with make_client(server) as client:
+    time = FakeTime()
+    async with make_client(server, time) as client:
         stuck, done = await create(client, 2)
-        results = await client.await_sessions([stuck.session_id, done.session_id], timeout=0.5)
+        start = time.now
+        results = await client.await_sessions(
+            [stuck.session_id, done.session_id], timeout=60, poll_interval=2, max_poll_interval=2
+        )
     assert results[1].ok
     error = results[0].error
     assert isinstance(error, AwaitTimeoutError)
     assert error.session is not None
     assert error.session.status_detail == "working"
-    assert error.polls >= 2
+    # A poll every 2 s exactly (the cap equals the interval): ticks at 0, 2, ..., 58.
+    assert error.polls == 30
+    assert error.elapsed == pytest.approx(60.0)
+    assert time.now - start == pytest.approx(60.0)
+    assert set(time.delays) == {2.0}
 
 
 async def test_breaking_out_of_as_completed_stops_polling(server: FakeDevinServer) -> None:
@@ -200,9 +235,7 @@ async def test_breaking_out_of_as_completed_stops_polling(server: FakeDevinServe
                 assert result.ok
                 break
         assert leftover_tasks(before) == []
-        polls = server.count()
-        await asyncio.sleep(0.1)
-        assert server.count() == polls  # nothing polls any more
+        await assert_nothing_polls(server, client)
 
 
 async def test_an_abandoned_iterator_releases_its_waits(server: FakeDevinServer) -> None:
@@ -211,16 +244,13 @@ async def test_an_abandoned_iterator_releases_its_waits(server: FakeDevinServer)
         created = await create(client, 2)
         waits = client.as_completed(s.session_id for s in created)
         task = asyncio.create_task(waits.__anext__())
-        await asyncio.sleep(0.05)
+        await spin_until(lambda: server.count(route="list_sessions") >= 2)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         del waits, task
         gc.collect()
-        await asyncio.sleep(0.05)
-        polls = server.count()
-        await asyncio.sleep(0.1)
-        assert server.count() == polls
+        await assert_nothing_polls(server, client)
 
 
 async def assert_released(
@@ -229,9 +259,7 @@ async def assert_released(
     """No wait is left: the poller task has ended and nothing polls any more."""
     await client._engine.stopped()
     assert leftover_tasks(before) == []
-    polls = server.count()
-    await asyncio.sleep(0.05)
-    assert server.count() == polls
+    await assert_nothing_polls(server, client)
 
 
 async def cancel_after_first(iterator: AsyncIterator[Any]) -> list[Any]:
@@ -296,7 +324,8 @@ async def test_cancelling_one_waiter_leaves_the_others_polling(server: FakeDevin
         before = asyncio.all_tasks()
         doomed = asyncio.create_task(client.await_session(stuck.session_id))
         survivor = asyncio.create_task(client.await_session(slow.session_id))
-        await asyncio.sleep(0.05)
+        await spin_until(lambda: server.count(route="list_sessions") >= 2)
+        assert not doomed.done()
         doomed.cancel()
         with pytest.raises(asyncio.CancelledError):
             await doomed
@@ -310,7 +339,8 @@ async def test_closing_the_client_ends_pending_waits(server: FakeDevinServer) ->
     client = make_client(server)
     (session,) = await create(client, 1)
     wait = asyncio.create_task(client.await_session(session.session_id))
-    await asyncio.sleep(0.05)
+    await spin_until(lambda: server.count(route="get_session") >= 1)
+    assert not wait.done()
     await client.aclose()
     with pytest.raises(ClientClosedError):
         await wait
@@ -352,18 +382,26 @@ async def test_watch_raises_a_fatal_error(server: FakeDevinServer) -> None:
 
 async def test_watch_deadline(server: FakeDevinServer) -> None:
     server.default_timeline = [Step("running", "working")]
-    async with make_client(server) as client:
+    time = FakeTime()
+    async with make_client(server, time) as client:
         (session,) = await create(client, 1)
         seen: list[object] = []
 
         async def follow() -> None:
-            async for state in client.watch_session(session.session_id, timeout=0.3):
+            watch = client.watch_session(
+                session.session_id, timeout=60, poll_interval=2, max_poll_interval=2
+            )
+            async for state in watch:
                 seen.append(state.status_detail)
 
         with pytest.raises(AwaitTimeoutError) as info:
             await follow()
     assert seen == ["working"]
     assert info.value.session is not None
+    assert info.value.session.status_detail == "working"
+    assert info.value.polls == 30  # at 0, 2, ..., 58 virtual seconds
+    assert info.value.elapsed == pytest.approx(60.0)
+    assert server.count(route="get_session") == 30
 
 
 async def test_await_reports_changes_to_on_change(server: FakeDevinServer) -> None:
@@ -415,12 +453,13 @@ async def test_create_sessions_validates_everything_first(server: FakeDevinServe
 
 async def test_2000_session_fan_out_against_a_rate_limited_server() -> None:
     rate = 1000.0
-    async with (
-        FakeDevinServer(api_key=KEY, org_id="org-fan", rate_limit=rate) as server,
-        make_client(server, poll_interval=0.05, max_poll_interval=0.2) as client,
-    ):
-        created = await create(client, 2000)
-        results = await client.await_sessions([s.session_id for s in created], timeout=60)
+    async with FakeDevinServer(api_key=KEY, org_id="org-fan", rate_limit=rate) as server:
+        # The server's token bucket refills on real time, so the governor that paces the
+        # creates against it runs on real time too; the waits run on virtual time.
+        async with DevinClient(KEY, org_id=server.org_id, base_url=server.url) as creator:
+            created = await create(creator, 2000)
+        async with make_client(server) as client:
+            results = await client.await_sessions([s.session_id for s in created])
     assert all(r.ok and r.unwrap().status_detail == "finished" for r in results)
     assert server.sessions_created == 2000  # exactly one per create, despite the 429s
     refused = server.count_status(429)

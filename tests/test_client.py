@@ -949,11 +949,6 @@ async def test_await_since_a_reply_returns_the_next_settled_state(
     assert lagging.count(route="list_messages") == 2  # looked for Devin's answer while stale
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: a message of Devin's read during the lag ends the wait on the "
-    "stale row (the pre-reply state), not on the state Devin moved to",
-)
 async def test_await_since_does_not_settle_on_the_stale_row_when_devin_answers_in_the_lag(
     client: DevinClient, lagging: FakeDevinServer
 ) -> None:
@@ -965,9 +960,6 @@ async def test_await_since_does_not_settle_on_the_stale_row_when_devin_answers_i
     assert settled.status_detail == "finished"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="engine bug: as above, through watch_session (the same Waiter rule)"
-)
 async def test_watch_since_does_not_end_on_the_stale_row_when_devin_answers_in_the_lag(
     client: DevinClient, lagging: FakeDevinServer
 ) -> None:

@@ -12,10 +12,11 @@ from devin_async._errors import (
     DevinError,
     ResponseValidationError,
 )
-from devin_async._models import Session, SessionStatus, StatusDetail
+from devin_async._models import Message, Session, SessionStatus, StatusDetail
 from devin_async._protocol import Request, Response, status_error
 from devin_async._retry import is_transient
 from devin_async._waiting.settle import (
+    ReplyProof,
     is_settled,
     is_settled_or_awaiting_approval,
     wait_timed_out,
@@ -159,3 +160,49 @@ def test_wait_timed_out_names_what_it_last_saw(
     exc = wait_timed_out("devin-1", 5.0, session=seen, elapsed=5.5, polls=3, last_error=error)
     assert str(exc) == expected
     assert (exc.session, exc.elapsed, exc.polls, exc.last_error) == (seen, 5.5, 3, error)
+
+
+# ------------------------------------------------------------------ ReplyProof
+
+
+def _message(n: int, source: str, created_at: int) -> Message:
+    return Message(event_id=f"e{n}", message=f"m{n}", source=source, created_at=created_at)
+
+
+def _snapshot(updated_at: int | None) -> Session:
+    return Session(
+        session_id="devin-1",
+        url="https://app.devin.ai/sessions/1",
+        status="running",
+        org_id="org-1",
+        created_at=1,
+        updated_at=updated_at,
+        acus_consumed=0.0,
+        status_detail="waiting_for_user",
+    )
+
+
+def test_a_question_asked_before_the_reply_in_the_same_second_is_no_proof() -> None:
+    # Prompt, question and reply share one second: only a message after the reply counts.
+    proof = ReplyProof(_snapshot(100))
+    asked = [_message(1, "user", 100), _message(2, "devin", 100), _message(3, "user", 100)]
+    assert proof.feed(asked) is False
+    assert proof.feed([_message(4, "devin", 100)]) is True
+    assert proof.last_event_id == "e4"
+
+
+def test_a_later_reply_takes_back_an_earlier_answer() -> None:
+    proof = ReplyProof(_snapshot(100))
+    assert proof.feed([_message(1, "user", 100), _message(2, "devin", 101)]) is True
+    assert proof.feed([_message(3, "user", 102)]) is False  # answered, then asked again
+
+
+def test_a_devin_message_after_the_reply_time_proves_it_without_the_reply_listed() -> None:
+    assert ReplyProof(_snapshot(100)).feed([_message(1, "devin", 101)]) is True
+    assert ReplyProof(_snapshot(100)).feed([_message(1, "devin", 100)]) is False
+
+
+def test_without_updated_at_any_devin_message_after_a_user_message_proves_it() -> None:
+    proof = ReplyProof(_snapshot(None))
+    assert proof.feed([_message(1, "devin", 5)]) is False
+    assert proof.feed([_message(2, "user", 6), _message(3, "devin", 7)]) is True

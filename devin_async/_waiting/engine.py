@@ -27,7 +27,7 @@ import heapq
 import logging
 import math
 from collections import Counter
-from collections.abc import AsyncGenerator, Callable, Collection, Iterator
+from collections.abc import AsyncGenerator, Callable, Collection, Iterator, Sequence
 from contextlib import aclosing
 from typing import Any
 
@@ -90,6 +90,7 @@ class Waiter:
         "proof",
         "seen",
         "since",
+        "stale",
         "start",
         "wait",
     )
@@ -112,12 +113,21 @@ class Waiter:
         self.first_tick = 0
         self.fresh = False  # messages brought news: look at the state again this tick
         # After a reply: the state it was sent in, until the session shows it moved on.
-        self.since: StateKey | None = None if since is None else state_key(since)
-        self.proof: ReplyProof | None = None if since is None else ReplyProof(since)
+        self.since: StateKey | None = None
+        self.proof: ReplyProof | None = None
+        self.stale: tuple[str, str | None, int | None] | None = None
+        if since is not None:
+            self.after_reply(since)
 
     @property
     def session_id(self) -> str:
         return self.entry.session_id
+
+    def after_reply(self, since: Session) -> None:
+        """Do not settle on the state ``since`` shows until the session moved on."""
+        self.since, self.proof = state_key(since), ReplyProof(since)
+        if since.updated_at is not None:
+            self.stale = (since.status, since.status_detail, since.updated_at)
 
     @property
     def last(self) -> Session | None:
@@ -125,12 +135,22 @@ class Waiter:
         return self.entry.session
 
     def settles(self, session: Session) -> bool:
-        """Tell whether ``session`` ends this wait, minding a reply not yet seen acted on."""
+        """Tell whether ``session`` ends this wait, minding a reply not yet seen acted on.
+
+        After a reply, the state the reply was sent in ends nothing until another state
+        is seen or Devin's messages prove it answered; and even then, not while the
+        session still shows the reply's own copy of that state (same ``updated_at``):
+        that is the lag, not Devin's new answer.
+        """
         if self.since is not None:
             if state_key(session) != self.since:
-                self.since = self.proof = None  # it moved on: from now on, the plain rule
+                self.since = self.proof = self.stale = None  # it moved on: the plain rule
             else:
                 return False
+        if self.stale is not None:
+            if (session.status, session.status_detail, session.updated_at) == self.stale:
+                return False
+            self.stale = None
         return self.wait.until(session)
 
     def wants_messages(self, changed: bool) -> bool:
@@ -162,13 +182,14 @@ class Waiter:
         assert proof is not None
         async with aclosing(pages(self, proof.cursor)) as stream:
             async for page in stream:
-                if proof.feed(page.items):
-                    self.since = self.proof = None
-                    self.fresh = True
-                    return True
-                if page.end_cursor:
+                proof.feed(_after(page.items, proof.last_event_id))
+                if page.end_cursor:  # a full page: later reads start after it
                     proof.cursor = page.end_cursor
-        return False
+        if not proof.feed(()):
+            return False
+        self.since = self.proof = None
+        self.fresh = True
+        return True
 
     def read_failed(self) -> None:
         """Reading messages failed (it will be tried on the next tick)."""
@@ -329,7 +350,7 @@ class Engine:
         entry = self._entries.get(session_id)
         for waiter in entry.waiters if entry is not None else ():
             if waiter.takes_replies():
-                waiter.since, waiter.proof = state_key(snapshot), ReplyProof(snapshot)
+                waiter.after_reply(snapshot)
                 self._asking.add(waiter)
 
     def take_reply(self, session_id: str) -> Session | None:
@@ -582,6 +603,12 @@ class Engine:
             return 0.0
         log.debug("poll of %d session(s) failed (%s); will retry", len(ids), exc)
         return delay
+
+
+def _after(messages: Sequence[Message], event_id: str | None) -> Sequence[Message]:
+    """The messages after ``event_id`` (all of them if it is not among them)."""
+    ids = [m.event_id for m in messages]
+    return messages[ids.index(event_id) + 1 :] if event_id in ids else messages
 
 
 def outcome(future: asyncio.Future[Session]) -> str:

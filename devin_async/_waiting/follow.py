@@ -98,14 +98,17 @@ class Follower(Waiter):
                     )
                     self.state = state
                     post(self.send, SessionUpdate(state, message=message))
-                    if self.proof is not None and self.proof.feed((message,)):
-                        self.since = self.proof = None
+                if self.proof is not None:
+                    self.proof.feed(items)
                 if page.end_cursor:  # a full page: later reads start after it
                     cursor = page.end_cursor
                     state = self.state = attrs.evolve(
                         state, message_cursor=cursor, last_event_id=None
                     )
         self.pending = False
+        if self.proof is not None and self.proof.feed(()):
+            self.since = self.proof = None
+            active = True
         self.fresh = self.fresh or active
         return active
 

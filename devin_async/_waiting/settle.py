@@ -139,28 +139,33 @@ class ReplyProof:
     """Reads a session's messages for proof that Devin acted after the reply ``since``.
 
     The state lags after a message, so a session that still shows the state of ``since``
-    may have moved on and come back to it (Devin answered within one poll). A message of
-    Devin's proves it moved on when it comes after a user message sent at or after
-    ``since.updated_at`` (the reply), or was itself created later than that. Without an
-    ``updated_at``, any message of Devin's after a user message counts. Messages are fed
-    oldest first, a page at a time.
+    may have moved on and come back to it (Devin answered within one poll). The proof is
+    a message of Devin's after the last user message sent at or after
+    ``since.updated_at`` (the reply), or one created later than that; without an
+    ``updated_at``, one after the last user message. Messages are fed oldest first,
+    each once (``last_event_id`` says where a read stopped), a page or more at a time.
+    Whole seconds make the first rule loose (a prompt sent in the same second as the
+    reply counts as one), so a proof alone never settles a wait on the lagged copy of
+    ``since`` (``Waiter.settles``).
     """
 
-    __slots__ = ("_after_reply", "_sent_at", "cursor", "last_event_id")
+    __slots__ = ("_after_reply", "_answered", "_sent_at", "cursor", "last_event_id")
 
     def __init__(self, since: Session) -> None:
         self._sent_at = since.updated_at
         self._after_reply = False
+        self._answered = False
         self.cursor: str | None = None  # where the next read of the messages starts
         self.last_event_id: str | None = None
 
     def feed(self, messages: Iterable[Message]) -> bool:
-        """Read more messages; return True once they prove the reply was acted on."""
+        """Read more messages; return True if Devin spoke after the latest reply so far."""
         sent_at = self._sent_at
         for message in messages:
             self.last_event_id = message.event_id
             if message.source == "user":
-                self._after_reply = sent_at is None or message.created_at >= sent_at
+                if sent_at is None or message.created_at >= sent_at:
+                    self._after_reply, self._answered = True, False
             elif self._after_reply or (sent_at is not None and message.created_at > sent_at):
-                return True
-        return False
+                self._answered = True
+        return self._answered

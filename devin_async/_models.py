@@ -219,6 +219,10 @@ class WaitState:
         status_detail: the last status_detail reported.
         message_cursor: the list cursor after which the unseen messages start.
         last_event_id: the id of the last message reported.
+        replied_at: the ``updated_at`` of the session as a reply left it, while that
+            reply is not yet seen acted on: a follow from this state does not end on
+            the state the reply answered (the state lags after a message). Set it with
+            ``after_reply``.
     """
 
     session_id: str
@@ -226,6 +230,21 @@ class WaitState:
     status_detail: str | None = None
     message_cursor: str | None = None
     last_event_id: str | None = None
+    replied_at: int | None = None
+
+    def after_reply(self, snapshot: Session) -> WaitState:
+        """Return this state after a reply, given the session ``send_message`` returned.
+
+        Save the result before following again: a bot restarted between its reply and
+        the next follow then neither ends on the state the reply answered nor takes the
+        old question for a new one.
+        """
+        return attrs.evolve(
+            self,
+            status=snapshot.status,
+            status_detail=snapshot.status_detail,
+            replied_at=snapshot.updated_at,
+        )
 
 
 @attrs.frozen

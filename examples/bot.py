@@ -20,7 +20,6 @@ import tempfile
 from pathlib import Path
 
 import anyio
-import attrs
 
 from devin_async import (
     DevinClient,
@@ -68,9 +67,10 @@ async def run(client: DevinClient, path: Path, request_id: str) -> None:
         reply = answer(last_question)
         print(f"  bot: {reply}")
         after = await client.send_message(state.session_id, reply)
-        # Follow on from the state the reply produced, so the old "waiting" is not
-        # mistaken for a new question.
-        state = attrs.evolve(state, status=after.status, status_detail=after.status_detail)
+        # The state lags after a message: until the session shows it moved on, the next
+        # follow must not end on the "waiting" this reply answered, nor take the old
+        # question for a new one, even after a restart. Save that with the state.
+        state = state.after_reply(after)
         await state_file.write_text(dumps_wait_state(state))
 
     final = await client.get_session(state.session_id)
@@ -94,7 +94,7 @@ async def main() -> None:
         if os.environ.get("DEVIN_API_KEY"):
             client = await stack.enter_async_context(DevinClient())
         else:
-            server = await stack.enter_async_context(FakeDevinServer())
+            server = await stack.enter_async_context(FakeDevinServer(message_lag_reads=2))
             server.queue_timeline(
                 [
                     Step("claimed"),

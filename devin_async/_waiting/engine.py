@@ -115,19 +115,18 @@ class Waiter:
         # After a reply: the state it was sent in, until the session shows it moved on.
         self.since: StateKey | None = None
         self.proof: ReplyProof | None = None
-        self.stale: tuple[str, str | None, int | None] | None = None
+        self.stale: tuple[str, str | None, int] | None = None
         if since is not None:
-            self.after_reply(since)
+            self.after_reply(state_key(since), since.updated_at)
 
     @property
     def session_id(self) -> str:
         return self.entry.session_id
 
-    def after_reply(self, since: Session) -> None:
-        """Do not settle on the state ``since`` shows until the session moved on."""
-        self.since, self.proof = state_key(since), ReplyProof(since)
-        if since.updated_at is not None:
-            self.stale = (since.status, since.status_detail, since.updated_at)
+    def after_reply(self, key: StateKey, sent_at: int) -> None:
+        """Do not settle on state ``key`` (a reply's, at ``sent_at``) until it moved on."""
+        self.since, self.proof = key, ReplyProof(sent_at)
+        self.stale = (*key, sent_at)
 
     @property
     def last(self) -> Session | None:
@@ -350,7 +349,7 @@ class Engine:
         entry = self._entries.get(session_id)
         for waiter in entry.waiters if entry is not None else ():
             if waiter.takes_replies():
-                waiter.after_reply(snapshot)
+                waiter.after_reply(state_key(snapshot), snapshot.updated_at)
                 self._asking.add(waiter)
 
     def take_reply(self, session_id: str) -> Session | None:

@@ -62,6 +62,8 @@ class Follower(Waiter):
         messages: bool,
     ) -> None:
         super().__init__(entry, wait, start, None, since)
+        if since is None and state.replied_at is not None:  # a reply saved in the state
+            self.after_reply((state.status or "", state.status_detail), state.replied_at)
         self.state = state
         self.send = send
         self.messages = messages
@@ -119,10 +121,14 @@ class Follower(Waiter):
             return
         self.fresh = False
         self.seen = key = state_key(session)
+        settled = self.settles(session)
+        replied_at = self.state.replied_at if self.since is not None else None
         if key != (self.state.status, self.state.status_detail):
-            self.state = attrs.evolve(self.state, status=key[0], status_detail=key[1])
+            self.state = attrs.evolve(
+                self.state, status=key[0], status_detail=key[1], replied_at=replied_at
+            )
             post(self.send, SessionUpdate(self.state, session=session))
-        if self.settles(session):
+        if settled:
             self.future.set_result(session)
 
 

@@ -136,7 +136,7 @@ def wait_timed_out(
 
 
 class ReplyProof:
-    """Reads a session's messages for proof that Devin acted after the reply ``since``.
+    """Reads a session's messages for proof that Devin acted after a reply.
 
     The state lags after a message, so a session that still shows the state of ``since``
     may have moved on and come back to it (Devin answered within one poll). The proof is
@@ -151,8 +151,8 @@ class ReplyProof:
 
     __slots__ = ("_after_reply", "_answered", "_sent_at", "cursor", "last_event_id")
 
-    def __init__(self, since: Session) -> None:
-        self._sent_at = since.updated_at
+    def __init__(self, sent_at: int) -> None:
+        self._sent_at = sent_at
         self._after_reply = False
         self._answered = False
         self.cursor: str | None = None  # where the next read of the messages starts
@@ -164,8 +164,8 @@ class ReplyProof:
         for message in messages:
             self.last_event_id = message.event_id
             if message.source == "user":
-                if sent_at is None or message.created_at >= sent_at:
+                if message.created_at >= sent_at:
                     self._after_reply, self._answered = True, False
-            elif self._after_reply or (sent_at is not None and message.created_at > sent_at):
+            elif self._after_reply or message.created_at > sent_at:
                 self._answered = True
         return self._answered

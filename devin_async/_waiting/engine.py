@@ -22,31 +22,25 @@ not structured again: its row is compared raw, and its waits see nothing new.
 from __future__ import annotations
 
 import asyncio
-import functools
 import heapq
 import logging
 import math
 from collections import Counter
-from collections.abc import AsyncGenerator, Callable, Collection, Iterator, Sequence
-from contextlib import aclosing
-from typing import Any
+from collections.abc import Callable, Collection, Iterator
 
-from .._errors import AwaitTimeoutError, DevinError
-from .._models import Message, Page, Session
-from .._paging import Pager
+from .._errors import DevinError
+from .._models import Session
 from .._retry import Sleep, is_transient, poll_delay, server_delay
-from .settle import ReplyProof, StateKey, Wait, state_key, wait_timed_out
+from .messages import MessageReader, ReadPage, retry_messages
+from .settle import Wait, state_key, wait_timed_out
 from .sources import Row, Source
+from .waits import Entry, Waiter, outcome
 
 __all__ = ["Engine", "Entry", "Waiter"]
 
 log = logging.getLogger("devin_async")
 
 Structure = Callable[[Row], Session]
-# The message pages of a wait's session after a cursor, cut short at its deadline.
-Pages = Callable[["Waiter", str | None], AsyncGenerator[Page[Message], None]]
-# Reads one page of a session's messages: (session id, cursor, request timeout).
-ReadMessages = Callable[[str, str | None, float], Any]
 # Told of each session whose (status, status_detail) changed, with its state before.
 OnChange = Callable[[Session, Session | None], object]
 # Told once when a wait ends: the waiter and its outcome.
@@ -54,162 +48,6 @@ OnFinish = Callable[["Waiter", str], object]
 
 REPLIES_KEPT = 1024  # snapshots of recent replies kept for followers that start later
 MIN_TIMEOUT = 0.001  # seconds: a request timeout is never cut to nothing
-
-
-class OutOfTime(Exception):
-    """A wait's deadline came while more message pages were left to read."""
-
-
-class Entry:
-    """One waited-for session: its last row key, its last state, and its waits."""
-
-    __slots__ = ("key", "last_error", "session", "session_id", "waiters")
-
-    def __init__(self, session_id: str) -> None:
-        self.session_id = session_id
-        self.waiters: list[Waiter] = []
-        self.key: tuple[object, object, object] | None = None  # raw status, detail, updated_at
-        self.session: Session | None = None
-        self.last_error: BaseException | None = None
-
-
-class Waiter:
-    """One wait: a future, its options, its deadline, and what it has been told.
-
-    Subclasses (``follow.Follower``) read messages too; this base reads them only to
-    prove, after a reply, that the session moved on (``since``).
-    """
-
-    __slots__ = (
-        "deadline",
-        "entry",
-        "first_tick",
-        "fresh",
-        "future",
-        "on_change",
-        "proof",
-        "seen",
-        "since",
-        "stale",
-        "start",
-        "wait",
-    )
-
-    def __init__(
-        self,
-        entry: Entry,
-        wait: Wait,
-        start: float,
-        on_change: Callable[[Session], object] | None,
-        since: Session | None,
-    ) -> None:
-        self.entry = entry
-        self.wait = wait
-        self.start = start
-        self.deadline = start + wait.timeout
-        self.on_change = on_change
-        self.future: asyncio.Future[Session] = asyncio.get_running_loop().create_future()
-        self.seen: StateKey | None = None
-        self.first_tick = 0
-        self.fresh = False  # messages brought news: look at the state again this tick
-        # After a reply: the state it was sent in, until the session shows it moved on.
-        self.since: StateKey | None = None
-        self.proof: ReplyProof | None = None
-        self.stale: tuple[str, str | None, int] | None = None
-        if since is not None:
-            self.after_reply(state_key(since), since.updated_at)
-
-    @property
-    def session_id(self) -> str:
-        return self.entry.session_id
-
-    def after_reply(self, key: StateKey, sent_at: int) -> None:
-        """Do not settle on state ``key`` (a reply's, at ``sent_at``) until it moved on."""
-        self.since, self.proof = key, ReplyProof(sent_at)
-        self.stale = (*key, sent_at)
-
-    @property
-    def last(self) -> Session | None:
-        """The last state of the session seen, if any poll succeeded."""
-        return self.entry.session
-
-    def settles(self, session: Session) -> bool:
-        """Tell whether ``session`` ends this wait, minding a reply not yet seen acted on.
-
-        After a reply, the state the reply was sent in ends nothing until another state
-        is seen or Devin's messages prove it answered; and even then, not while the
-        session still shows the reply's own copy of that state (same ``updated_at``):
-        that is the lag, not Devin's new answer.
-        """
-        if self.since is not None:
-            if state_key(session) != self.since:
-                self.since = self.proof = self.stale = None  # it moved on: the plain rule
-            else:
-                return False
-        if self.stale is not None:
-            if (session.status, session.status_detail, session.updated_at) == self.stale:
-                return False
-            self.stale = None
-        return self.wait.until(session)
-
-    def wants_messages(self, changed: bool) -> bool:
-        """Tell whether this tick should read messages for this wait.
-
-        Only a wait after a reply does, and only while the session shows the state the
-        reply was sent in and that state would end the wait: messages are then the
-        only proof that Devin answered within one poll.
-        """
-        session = self.entry.session
-        return (
-            self.since is not None
-            and session is not None
-            and state_key(session) == self.since
-            and self.wait.until(session)
-        )
-
-    def takes_replies(self) -> bool:
-        """Whether a reply sent through the client applies ``since`` to this wait."""
-        return False
-
-    async def read_messages(self, pages: Pages) -> bool:
-        """Read the messages after the reply; return True once they prove it acted on.
-
-        Raises:
-            OutOfTime: the wait's deadline came with more pages to read.
-        """
-        proof = self.proof
-        assert proof is not None
-        async with aclosing(pages(self, proof.cursor)) as stream:
-            async for page in stream:
-                proof.feed(_after(page.items, proof.last_event_id))
-                if page.end_cursor:  # a full page: later reads start after it
-                    proof.cursor = page.end_cursor
-        if not proof.feed(()):
-            return False
-        self.since = self.proof = None
-        self.fresh = True
-        return True
-
-    def read_failed(self) -> None:
-        """Reading messages failed (it will be tried on the next tick)."""
-
-    def observe(self, session: Session, changed: bool) -> None:
-        """Tell the wait of this tick's state (``changed``: new since the last tick)."""
-        if not (changed or self.fresh) and self.seen is not None:
-            return
-        self.fresh = False
-        key = state_key(session)
-        if key != self.seen:
-            self.seen = key
-            if self.on_change is not None:
-                self.on_change(session)
-        if self.settles(session):
-            self.future.set_result(session)
-
-    def end(self, exc: BaseException) -> None:
-        """End the wait with ``exc`` unless it has already ended."""
-        if not self.future.done():
-            self.future.set_exception(exc)
 
 
 class Engine:
@@ -231,7 +69,7 @@ class Engine:
         self,
         source: Source,
         structure: Structure,
-        read_messages: Callable[[str, str | None, float], Any],
+        read_messages: ReadPage,
         *,
         clock: Callable[[], float],
         sleep: Sleep,
@@ -241,7 +79,7 @@ class Engine:
     ) -> None:
         self.source = source
         self._structure = structure
-        self._read_page = read_messages
+        self._messages = MessageReader(read_messages, clock)
         self._clock = clock
         self._sleep = sleep
         self._max_retry_after = max_retry_after
@@ -314,6 +152,7 @@ class Engine:
         self._asking.discard(waiter)
         if not entry.waiters:
             del self._entries[entry.session_id]
+            self.source.forget(entry.session_id)
         pair = (waiter.wait.poll_interval, waiter.wait.max_poll_interval)
         self._intervals[pair] -= 1
         if not self._intervals[pair]:
@@ -392,7 +231,7 @@ class Engine:
                 if now >= self._due:
                     self.ticks += 1
                     self._soonest = math.inf  # the newcomers so far are in this tick
-                    changed, floor = await self._tick(now)
+                    changed, floor = await self._tick()
                     if not self._entries:  # the tick ended every wait
                         return
                     now = self._clock()
@@ -412,6 +251,10 @@ class Engine:
         finally:
             if self._task is asyncio.current_task():
                 self._task = None
+
+    def _time_left(self) -> float:
+        """The timeout of a request now: the time left to the nearest deadline."""
+        return max(self._nearest_deadline() - self._clock(), MIN_TIMEOUT)
 
     def _cadence(self) -> tuple[float, float]:
         """The smallest poll interval and cap of the waits subscribed."""
@@ -459,12 +302,11 @@ class Engine:
 
     # ------------------------------------------------------------------ one tick
 
-    async def _tick(self, now: float) -> tuple[bool, float]:
+    async def _tick(self) -> tuple[bool, float]:
         """Poll every subscribed session once; return (anything changed, delay floor)."""
         entries = self._entries
         newcomers, self._newcomers = self._newcomers, []
-        timeout = max(self._nearest_deadline() - now, MIN_TIMEOUT)
-        rows, failures = await self.source.read(list(entries), timeout)
+        rows, failures = await self.source.read(list(entries), self._time_left)
         floor = 0.0
         for failed_ids, exc in failures:
             floor = max(floor, self._failed(failed_ids, exc))
@@ -477,7 +319,7 @@ class Engine:
                 touched[entry] = self._update(entry, row)
             except DevinError as exc:  # a row that does not decode: a failed poll
                 floor = max(floor, self._failed([session_id], exc))
-        informed = await self._read_messages(touched, now)
+        informed = await self._read_messages(touched)
         for entry, changed in touched.items():
             for waiter in tuple(entry.waiters):
                 self._tell(waiter, changed)
@@ -501,16 +343,16 @@ class Engine:
     def _update(self, entry: Entry, row: Row) -> bool:
         """Take a session's row; return True (and build its Session) if it changed."""
         key = (row.get("status"), row.get("status_detail"), row.get("updated_at"))
+        entry.last_error = None  # read: an older failure is no longer the last word
         if key == entry.key and entry.session is not None:
             return False
         session = self._structure(row)
         before, entry.session, entry.key = entry.session, session, key
-        entry.last_error = None
         if self._on_change is not None and (before is None or state_key(before) != key[:2]):
             self._on_change(session, before)
         return True
 
-    async def _read_messages(self, touched: dict[Entry, bool], now: float) -> list[Waiter]:
+    async def _read_messages(self, touched: dict[Entry, bool]) -> list[Waiter]:
         """Let each wait that asks for them read messages; return those that got news."""
         readers = [
             waiter
@@ -523,52 +365,17 @@ class Engine:
         )
         if not readers:
             return []
-        timeout = max(self._nearest_deadline() - now, MIN_TIMEOUT)
-        pages = functools.partial(self._pages, timeout=timeout)
-        results = await asyncio.gather(
-            *(w.read_messages(pages) for w in readers), return_exceptions=True
-        )
-        informed: list[Waiter] = []
-        for waiter, result in zip(readers, results, strict=True):
-            if isinstance(result, BaseException):
-                self._failed_reader(waiter, result)
-            elif result:
-                informed.append(waiter)
+        informed, failed = await self._messages.read(readers, self._time_left)
+        for waiter, exc in failed:
+            if retry_messages(exc):
+                if isinstance(exc, DevinError):
+                    waiter.entry.last_error = exc
+                waiter.read_failed()
+                self._asking.add(waiter)  # read again next tick, changed or not
+            else:  # a fatal failure, or a bug in a caller's callback: the wait's end
+                waiter.end(exc)
+                self._finish(waiter)
         return informed
-
-    async def _pages(
-        self, waiter: Waiter, cursor: str | None, *, timeout: float
-    ) -> AsyncGenerator[Page[Message], None]:
-        """Yield the message pages of ``waiter``'s session after ``cursor``, to the last.
-
-        Raises:
-            OutOfTime: the wait's deadline came with another page to read.
-        """
-        session_id, read = waiter.session_id, self._read_page
-
-        async def fetch(after: str | None) -> Page[Message]:
-            page: Page[Message] = await read(session_id, after, timeout)
-            return page
-
-        async with aclosing(Pager(fetch, after=cursor).pages()) as stream:
-            async for page in stream:
-                yield page
-                if page.has_next_page and page.end_cursor and self._clock() >= waiter.deadline:
-                    raise OutOfTime
-
-    def _failed_reader(self, waiter: Waiter, exc: BaseException) -> None:
-        """A wait's message read failed: retried next tick if transient, else its end."""
-        if isinstance(exc, asyncio.CancelledError):
-            raise exc
-        if isinstance(exc, OutOfTime) or (isinstance(exc, DevinError) and is_transient(exc)):
-            if isinstance(exc, DevinError):
-                waiter.entry.last_error = exc
-            waiter.read_failed()
-            self._asking.add(waiter)  # read again next tick, changed or not
-        else:  # a fatal failure, or a bug in a caller's callback: the wait's end
-            waiter.end(exc)
-        if waiter.future.done():
-            self._finish(waiter)
 
     def _failed(self, ids: Collection[str], exc: BaseException) -> float:
         """Hand a fatal error to the waits of ``ids``; return the delay a transient asks.
@@ -602,19 +409,3 @@ class Engine:
             return 0.0
         log.debug("poll of %d session(s) failed (%s); will retry", len(ids), exc)
         return delay
-
-
-def _after(messages: Sequence[Message], event_id: str | None) -> Sequence[Message]:
-    """The messages after ``event_id`` (all of them if it is not among them)."""
-    ids = [m.event_id for m in messages]
-    return messages[ids.index(event_id) + 1 :] if event_id in ids else messages
-
-
-def outcome(future: asyncio.Future[Session]) -> str:
-    """Name how a wait ended: settled, timeout, error, or cancelled (not ended)."""
-    if not future.done() or future.cancelled():
-        return "cancelled"
-    error = future.exception()
-    if error is None:
-        return "settled"
-    return "timeout" if isinstance(error, AwaitTimeoutError) else "error"

@@ -22,9 +22,10 @@ from contextlib import aclosing
 import attrs
 
 from .._models import Message, Session, WaitState
-from .engine import Engine, Entry, Pages, Waiter
+from .engine import Engine
 from .settle import Wait, state_key
 from .views import END, Stream, Subscription, post, releasing
+from .waits import Entry, Pages, Waiter
 
 __all__ = ["Follower", "SessionFollow", "SessionUpdate"]
 

@@ -58,9 +58,15 @@ GetOne = Callable[[str, float], Awaitable[Row]]
 ListPage = Callable[[Sequence[str] | None, int | None, str | None, float], Awaitable[RawPage]]
 
 
+TimeLeft = Callable[[], float]  # the timeout of a request started now, seconds
+
+
 class Source(Protocol):
-    async def read(self, ids: Sequence[str], timeout: float) -> Read:
+    async def read(self, ids: Sequence[str], time_left: TimeLeft) -> Read:
         """Read the rows of ``ids`` this tick (those left out did not change)."""
+
+    def forget(self, session_id: str) -> None:
+        """No wait is left on ``session_id``: a new one must be read by id."""
 
 
 def batches(
@@ -98,14 +104,17 @@ class IdsSource:
         self._get_one = get_one
         self.list_page = list_page
 
-    async def read(self, ids: Sequence[str], timeout: float) -> Read:
-        if len(ids) > 1 and self.list_page is not None:
-            return await self._listed(ids, timeout)
-        return await self._get_each(ids, timeout)
+    def forget(self, session_id: str) -> None:
+        """Nothing to forget: every tick reads every id."""
 
-    async def _get_each(self, ids: Sequence[str], timeout: float) -> Read:
+    async def read(self, ids: Sequence[str], time_left: TimeLeft) -> Read:
+        if len(ids) > 1 and self.list_page is not None:
+            return await self._listed(ids, time_left)
+        return await self._get_each(ids, time_left)
+
+    async def _get_each(self, ids: Sequence[str], time_left: TimeLeft) -> Read:
         results = await asyncio.gather(
-            *(self._get_one(i, timeout) for i in ids), return_exceptions=True
+            *(self._get_one(i, time_left()) for i in ids), return_exceptions=True
         )
         rows: dict[str, Row] = {}
         failures: list[Failure] = []
@@ -116,10 +125,10 @@ class IdsSource:
                 rows[session_id] = result
         return rows, failures
 
-    async def _listed(self, ids: Sequence[str], timeout: float) -> Read:
+    async def _listed(self, ids: Sequence[str], time_left: TimeLeft) -> Read:
         chunks = batches(ids)
         results = await asyncio.gather(
-            *(self._batch(b, timeout) for b in chunks), return_exceptions=True
+            *(self._batch(b, time_left) for b in chunks), return_exceptions=True
         )
         rows: dict[str, Row] = {}
         failures: list[Failure] = []
@@ -140,18 +149,18 @@ class IdsSource:
                 else:
                     rows[session_id] = row
         if missing:
-            more, more_failures = await self._get_each(missing, timeout)
+            more, more_failures = await self._get_each(missing, time_left)
             rows.update(more)
             failures.extend(more_failures)
         return rows, failures
 
-    async def _batch(self, batch: Sequence[str], timeout: float) -> dict[str, Row]:
+    async def _batch(self, batch: Sequence[str], time_left: TimeLeft) -> dict[str, Row]:
         """One list attempt per page for up to LIST_BATCH ids (pages bounded)."""
         assert self.list_page is not None
         rows: dict[str, Row] = {}
         after: str | None = None
         for _ in range(len(batch) // LIST_BATCH + 2):  # bounded even if cursors loop
-            items, end_cursor, has_next = await self.list_page(batch, None, after, timeout)
+            items, end_cursor, has_next = await self.list_page(batch, None, after, time_left())
             for row in items:
                 rows[row["session_id"]] = row
             if not has_next or not end_cursor:
@@ -178,41 +187,48 @@ class WatermarkSource:
         self._reconcile_at = 0.0
         self.enabled = True
 
-    async def _reconcile(self, ids: Sequence[str], timeout: float, now: float) -> Read:
+    def forget(self, session_id: str) -> None:
+        """A wait that comes back to ``session_id`` is read by id first."""
+        self._known.discard(session_id)
+
+    async def _reconcile(self, ids: Sequence[str], time_left: TimeLeft, now: float) -> Read:
         """Read every waited session by id, and start the next reconciliation interval."""
-        rows, failures = await self._ids.read(ids, timeout)
+        rows, failures = await self._ids.read(ids, time_left)
         if not failures:
             self._known = set(ids)
             self._reconcile_at = now + self._interval
         self._advance(rows.values())
         return rows, failures
 
-    async def read(self, ids: Sequence[str], timeout: float) -> Read:
+    async def read(self, ids: Sequence[str], time_left: TimeLeft) -> Read:
         now = self._clock()
         if not self.enabled or self._watermark is None or now >= self._reconcile_at:
-            return await self._reconcile(ids, timeout, now)
+            return await self._reconcile(ids, time_left, now)
         known = self._known
         new = [i for i in ids if i not in known]
         floor = self._watermark - WATERMARK_OVERLAP
         try:
-            changed = await self._changed(floor, timeout)
+            changed = await self._changed(floor, time_left)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            return {}, [(ids, exc)]
+            if not _refused(exc):
+                return {}, [(ids, exc)]
+            log.warning("the list of changed sessions was refused (%s); waits poll by id", exc)
+            self.enabled, changed = False, None
         if changed is None:  # not usable this tick: read everything by id
-            return await self._reconcile(ids, timeout, now)
+            return await self._reconcile(ids, time_left, now)
         wanted = set(ids)
         rows = {i: row for i, row in changed.items() if i in wanted}
         self._advance(changed.values())
         if not new:
             return rows, []
-        more, failures = await self._ids.read(new, timeout)
+        more, failures = await self._ids.read(new, time_left)
         rows.update(more)
         known.update(more)
         return rows, failures
 
-    async def _changed(self, floor: int, timeout: float) -> dict[str, Row] | None:
+    async def _changed(self, floor: int, time_left: TimeLeft) -> dict[str, Row] | None:
         """List the sessions updated after ``floor``; None if the answer cannot be used."""
         list_page = self._ids.list_page
         if list_page is None:
@@ -220,7 +236,7 @@ class WatermarkSource:
         rows: dict[str, Row] = {}
         after: str | None = None
         for _ in range(MAX_CHANGED_PAGES):
-            items, end_cursor, has_next = await list_page(None, floor, after, timeout)
+            items, end_cursor, has_next = await list_page(None, floor, after, time_left())
             for row in items:
                 updated = row.get("updated_at")
                 if isinstance(updated, int) and updated < floor:

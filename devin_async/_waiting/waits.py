@@ -1,0 +1,193 @@
+"""One wait on the engine: its options, deadline and future, and what it has been told.
+
+A ``Waiter`` settles on the state its predicate accepts, minding a reply not yet seen
+acted on (``since``); ``follow.Follower`` also reports messages. ``Entry`` is one
+waited-for session, shared by every wait on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Callable, Sequence
+from contextlib import aclosing
+
+from .._errors import AwaitTimeoutError
+from .._models import Message, Page, Session
+from .settle import ReplyProof, StateKey, Wait, state_key
+
+__all__ = ["Entry", "OutOfTime", "Pages", "Waiter", "outcome"]
+
+# The message pages of a wait's session after a cursor, cut short at its deadline.
+Pages = Callable[["Waiter", str | None], AsyncGenerator[Page[Message], None]]
+
+
+class OutOfTime(Exception):
+    """A wait's deadline came while more message pages were left to read."""
+
+
+class Entry:
+    """One waited-for session: its last row key, its last state, and its waits."""
+
+    __slots__ = ("key", "last_error", "session", "session_id", "waiters")
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+        self.waiters: list[Waiter] = []
+        self.key: tuple[object, object, object] | None = None  # raw status, detail, updated_at
+        self.session: Session | None = None
+        self.last_error: BaseException | None = None
+
+
+class Waiter:
+    """One wait: a future, its options, its deadline, and what it has been told.
+
+    Subclasses (``follow.Follower``) read messages too; this base reads them only to
+    prove, after a reply, that the session moved on (``since``).
+    """
+
+    __slots__ = (
+        "deadline",
+        "entry",
+        "first_tick",
+        "fresh",
+        "future",
+        "on_change",
+        "proof",
+        "seen",
+        "since",
+        "stale",
+        "start",
+        "wait",
+    )
+
+    def __init__(
+        self,
+        entry: Entry,
+        wait: Wait,
+        start: float,
+        on_change: Callable[[Session], object] | None,
+        since: Session | None,
+    ) -> None:
+        self.entry = entry
+        self.wait = wait
+        self.start = start
+        self.deadline = start + wait.timeout
+        self.on_change = on_change
+        self.future: asyncio.Future[Session] = asyncio.get_running_loop().create_future()
+        self.seen: StateKey | None = None
+        self.first_tick = 0
+        self.fresh = False  # messages brought news: look at the state again this tick
+        # After a reply: the state it was sent in, until the session shows it moved on.
+        self.since: StateKey | None = None
+        self.proof: ReplyProof | None = None
+        self.stale: tuple[str, str | None, int] | None = None
+        if since is not None:
+            self.after_reply(state_key(since), since.updated_at)
+
+    @property
+    def session_id(self) -> str:
+        return self.entry.session_id
+
+    def after_reply(self, key: StateKey, sent_at: int) -> None:
+        """Do not settle on state ``key`` (a reply's, at ``sent_at``) until it moved on."""
+        self.since, self.proof = key, ReplyProof(sent_at)
+        self.stale = (*key, sent_at)
+
+    @property
+    def last(self) -> Session | None:
+        """The last state of the session seen, if any poll succeeded."""
+        return self.entry.session
+
+    def settles(self, session: Session) -> bool:
+        """Tell whether ``session`` ends this wait, minding a reply not yet seen acted on.
+
+        After a reply, the state the reply was sent in ends nothing until another state
+        is seen or Devin's messages prove it answered; and even then, not while the
+        session still shows the reply's own copy of that state (same ``updated_at``):
+        that is the lag, not Devin's new answer.
+        """
+        if self.since is not None:
+            if state_key(session) != self.since:
+                self.since = self.proof = self.stale = None  # it moved on: the plain rule
+            else:
+                return False
+        if self.stale is not None:
+            if (session.status, session.status_detail, session.updated_at) == self.stale:
+                return False
+            self.stale = None
+        return self.wait.until(session)
+
+    def wants_messages(self, changed: bool) -> bool:
+        """Tell whether this tick should read messages for this wait.
+
+        Only a wait after a reply does, and only while the session shows the state the
+        reply was sent in and that state would end the wait: messages are then the
+        only proof that Devin answered within one poll.
+        """
+        session = self.entry.session
+        return (
+            self.since is not None
+            and session is not None
+            and state_key(session) == self.since
+            and self.wait.until(session)
+        )
+
+    def takes_replies(self) -> bool:
+        """Whether a reply sent through the client applies ``since`` to this wait."""
+        return False
+
+    async def read_messages(self, pages: Pages) -> bool:
+        """Read the messages after the reply; return True once they prove it acted on.
+
+        Raises:
+            OutOfTime: the wait's deadline came with more pages to read.
+        """
+        proof = self.proof
+        assert proof is not None
+        async with aclosing(pages(self, proof.cursor)) as stream:
+            async for page in stream:
+                proof.feed(_after(page.items, proof.last_event_id))
+                if page.end_cursor:  # a full page: later reads start after it
+                    proof.cursor = page.end_cursor
+        if not proof.feed(()):
+            return False
+        self.since = self.proof = None
+        self.fresh = True
+        return True
+
+    def read_failed(self) -> None:
+        """Reading messages failed (it will be tried on the next tick)."""
+
+    def observe(self, session: Session, changed: bool) -> None:
+        """Tell the wait of this tick's state (``changed``: new since the last tick)."""
+        if not (changed or self.fresh) and self.seen is not None:
+            return
+        self.fresh = False
+        key = state_key(session)
+        if key != self.seen:
+            self.seen = key
+            if self.on_change is not None:
+                self.on_change(session)
+        if self.settles(session):
+            self.future.set_result(session)
+
+    def end(self, exc: BaseException) -> None:
+        """End the wait with ``exc`` unless it has already ended."""
+        if not self.future.done():
+            self.future.set_exception(exc)
+
+
+def _after(messages: Sequence[Message], event_id: str | None) -> Sequence[Message]:
+    """The messages after ``event_id`` (all of them if it is not among them)."""
+    ids = [m.event_id for m in messages]
+    return messages[ids.index(event_id) + 1 :] if event_id in ids else messages
+
+
+def outcome(future: asyncio.Future[Session]) -> str:
+    """Name how a wait ended: settled, timeout, error, or cancelled (not ended)."""
+    if not future.done() or future.cancelled():
+        return "cancelled"
+    error = future.exception()
+    if error is None:
+        return "settled"
+    return "timeout" if isinstance(error, AwaitTimeoutError) else "error"

@@ -47,6 +47,7 @@ __all__ = [
     "is_transient",
     "may_have_acted",
     "poll_delay",
+    "poll_retry_delay",
     "retry_after_failure",
     "retry_reason",
     "server_delay",
@@ -371,6 +372,19 @@ def _should_retry(exc: BaseException, idempotent: bool, policy: RetryPolicy) -> 
     # A server that asks for a longer pause than we are willing to take gets its
     # error raised at once, with .retry_after set, instead of a silent long sleep.
     return delay is None or delay <= policy.max_retry_after
+
+
+def poll_retry_delay(exc: BaseException, max_retry_after: float) -> float | None:
+    """Return how long a failed poll asks to wait before the next one, or None if fatal.
+
+    The rule of requests applied to waits: a transient failure (``is_transient``) is
+    polled again after its ``Retry-After`` (0 without one), unless that exceeds
+    ``max_retry_after``, which makes it fatal, like any other failure.
+    """
+    if not (isinstance(exc, DevinError) and is_transient(exc)):
+        return None
+    delay = server_delay(exc) or 0.0
+    return None if delay > max_retry_after else delay
 
 
 def poll_delay(attempt: int, first: float, cap: float) -> float:

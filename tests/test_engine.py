@@ -36,7 +36,7 @@ from devin_async._errors import (
 )
 from devin_async._models import Message, Page, Session
 from devin_async._protocol import Request, Response, status_error
-from devin_async._waiting.engine import REPLIES_KEPT, Engine, Waiter
+from devin_async._waiting.engine import Engine
 from devin_async._waiting.settle import Predicate, Wait, is_settled
 from devin_async._waiting.sources import (
     LIST_BATCH,
@@ -50,6 +50,7 @@ from devin_async._waiting.sources import (
     batches,
 )
 from devin_async._waiting.views import SessionWaits
+from devin_async._waiting.waits import REPLIES_KEPT, Waiter
 
 URL = "https://api.devin.ai/v3/organizations/org-1/sessions"
 TASK_NAME = "devin_async waits"

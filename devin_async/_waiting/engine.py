@@ -22,7 +22,6 @@ not structured again: its row is compared raw, and its waits see nothing new.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 import math
 from collections import Counter
@@ -30,11 +29,11 @@ from collections.abc import Callable, Collection, Iterator
 
 from .._errors import DevinError
 from .._models import Session
-from .._retry import Sleep, is_transient, poll_delay, server_delay
+from .._retry import Sleep, poll_delay, poll_retry_delay
 from .messages import MessageReader, ReadPage, retry_messages
 from .settle import Wait, state_key, wait_timed_out
 from .sources import Row, Source
-from .waits import Entry, Waiter, outcome
+from .waits import Deadlines, Entry, Replies, Waiter, outcome
 
 __all__ = ["Engine", "Entry", "Waiter"]
 
@@ -46,7 +45,6 @@ OnChange = Callable[[Session, Session | None], object]
 # Told once when a wait ends: the waiter and its outcome.
 OnFinish = Callable[["Waiter", str], object]
 
-REPLIES_KEPT = 1024  # snapshots of recent replies kept for followers that start later
 MIN_TIMEOUT = 0.001  # seconds: a request timeout is never cut to nothing
 
 
@@ -86,10 +84,9 @@ class Engine:
         self._on_change = on_change
         self._on_finish = on_finish
         self._entries: dict[str, Entry] = {}
-        self._deadlines: list[tuple[float, int, Waiter]] = []
-        self._seq = 0
+        self._deadlines = Deadlines()
         self._intervals: Counter[tuple[float, float]] = Counter()
-        self._replies: dict[str, Session] = {}
+        self._replies = Replies()
         self._task: asyncio.Task[None] | None = None
         self._finishing: set[asyncio.Task[None]] = set()
         self._wake: asyncio.Future[None] | None = None
@@ -127,8 +124,7 @@ class Engine:
         waiter: Waiter = factory(entry, wait, now, on_change, since)
         waiter.first_tick = self.ticks
         entry.waiters.append(waiter)
-        self._seq += 1
-        heapq.heappush(self._deadlines, (waiter.deadline, self._seq, waiter))
+        self._deadlines.add(waiter)
         self._intervals[wait.poll_interval, wait.max_poll_interval] += 1
         self._newcomers.append(waiter)
         if since is not None:
@@ -181,10 +177,7 @@ class Engine:
         Followers of the session (and those that start following it later) do not
         settle on ``snapshot``'s state until the session shows it acted on the reply.
         """
-        self._replies.pop(session_id, None)
-        self._replies[session_id] = snapshot
-        while len(self._replies) > REPLIES_KEPT:
-            del self._replies[next(iter(self._replies))]
+        self._replies.add(session_id, snapshot)
         entry = self._entries.get(session_id)
         for waiter in entry.waiters if entry is not None else ():
             if waiter.takes_replies():
@@ -193,7 +186,7 @@ class Engine:
 
     def take_reply(self, session_id: str) -> Session | None:
         """Return (and forget) the snapshot of a recent reply to ``session_id``, if any."""
-        return self._replies.pop(session_id, None)
+        return self._replies.take(session_id)
 
     async def stopped(self) -> None:
         """Wait until every task stopped by a last unsubscribe has ended."""
@@ -261,18 +254,11 @@ class Engine:
         return min(p for p, _ in self._intervals), min(c for _, c in self._intervals)
 
     def _nearest_deadline(self) -> float:
-        deadlines = self._deadlines
-        while deadlines and deadlines[0][2].future.done():
-            heapq.heappop(deadlines)
-        return deadlines[0][0] if deadlines else float("inf")
+        return self._deadlines.nearest()
 
     def _expire(self, now: float) -> None:
         """End every wait whose deadline has come, naming what it last saw."""
-        deadlines = self._deadlines
-        while deadlines and deadlines[0][0] <= now:
-            _, _, waiter = heapq.heappop(deadlines)
-            if waiter.future.done():
-                continue
+        for waiter in self._deadlines.due(now):
             waiter.end(
                 wait_timed_out(
                     waiter.session_id,
@@ -380,32 +366,23 @@ class Engine:
     def _failed(self, ids: Collection[str], exc: BaseException) -> float:
         """Hand a fatal error to the waits of ``ids``; return the delay a transient asks.
 
-        A transient failure whose Retry-After exceeds ``max_retry_after`` is fatal, as it
-        is for a request: those waits end at once with it (a RateLimitError's
-        ``.retry_after`` says how long the server asked for), and it delays no other wait.
+        The rule of requests (``_retry.poll_retry_delay``): a Retry-After above
+        ``max_retry_after`` is fatal, ending those waits at once and delaying no other.
         """
-        transient = isinstance(exc, DevinError) and is_transient(exc)
-        delay = (server_delay(exc) or 0.0) if transient else 0.0
-        if delay > self._max_retry_after:
-            transient = False
-            log.debug(
-                "poll of %d session(s) failed (%s) asking for %.0fs, over %.0fs; "
-                "ending their waits",
-                len(ids),
-                exc,
-                delay,
-                self._max_retry_after,
-            )
+        delay = poll_retry_delay(exc, self._max_retry_after)
+        log.debug(
+            "poll of %d session(s) failed (%s); %s",
+            len(ids),
+            exc,
+            "ending their waits" if delay is None else "will retry",
+        )
         for session_id in ids:
             entry = self._entries.get(session_id)
             if entry is None:
                 continue
             entry.last_error = exc
-            if not transient:
+            if delay is None:
                 for waiter in tuple(entry.waiters):
                     waiter.end(exc)
                     self._finish(waiter)
-        if not transient:
-            return 0.0
-        log.debug("poll of %d session(s) failed (%s); will retry", len(ids), exc)
-        return delay
+        return delay or 0.0

@@ -8,14 +8,26 @@ waited-for session, shared by every wait on it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable, Sequence
+import heapq
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from contextlib import aclosing
 
 from .._errors import AwaitTimeoutError
 from .._models import Message, Page, Session
 from .settle import ReplyProof, StateKey, Wait, state_key
 
-__all__ = ["Entry", "OutOfTime", "Pages", "Waiter", "outcome"]
+__all__ = [
+    "REPLIES_KEPT",
+    "Deadlines",
+    "Entry",
+    "OutOfTime",
+    "Pages",
+    "Replies",
+    "Waiter",
+    "outcome",
+]
+
+REPLIES_KEPT = 1024  # snapshots of recent replies kept for followers that start later
 
 # The message pages of a wait's session after a cursor, cut short at its deadline.
 Pages = Callable[["Waiter", str | None], AsyncGenerator[Page[Message], None]]
@@ -191,3 +203,58 @@ def outcome(future: asyncio.Future[Session]) -> str:
     if error is None:
         return "settled"
     return "timeout" if isinstance(error, AwaitTimeoutError) else "error"
+
+
+class Deadlines:
+    """The deadlines of the waits, nearest first (a heap; ended waits drop out lazily)."""
+
+    __slots__ = ("_heap", "_seq")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Waiter]] = []
+        self._seq = 0
+
+    def add(self, waiter: Waiter) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (waiter.deadline, self._seq, waiter))
+
+    def clear(self) -> None:
+        self._heap.clear()
+
+    def nearest(self) -> float:
+        """The nearest deadline of a wait still pending (inf if none)."""
+        heap = self._heap
+        while heap and heap[0][2].future.done():
+            heapq.heappop(heap)
+        return heap[0][0] if heap else float("inf")
+
+    def due(self, now: float) -> Iterator[Waiter]:
+        """Take out and yield the pending waits whose deadline is ``now`` or earlier."""
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            waiter = heapq.heappop(heap)[2]
+            if not waiter.future.done():
+                yield waiter
+
+
+class Replies:
+    """Snapshots of the latest replies sent through the client, by session (bounded)."""
+
+    __slots__ = ("_snapshots",)
+
+    def __init__(self) -> None:
+        self._snapshots: dict[str, Session] = {}
+
+    def add(self, session_id: str, snapshot: Session) -> None:
+        snapshots = self._snapshots
+        snapshots.pop(session_id, None)
+        snapshots[session_id] = snapshot
+        while len(snapshots) > REPLIES_KEPT:
+            del snapshots[next(iter(snapshots))]
+
+    def take(self, session_id: str) -> Session | None:
+        """Return (and forget) the latest reply to ``session_id``, if any is kept."""
+        return self._snapshots.pop(session_id, None)
+
+    def __len__(self) -> int:
+        return len(self._snapshots)

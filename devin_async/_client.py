@@ -185,14 +185,15 @@ class DevinClient:
             max_retries=_protocol.check_count("max_retries", max_retries, 0, ConfigurationError)
         )
         self.timeout = _positive("timeout", timeout)
-        try:
-            self._wait_defaults = WaitOptions(
-                DEFAULT_AWAIT_TIMEOUT, is_settled, poll_interval, max_poll_interval
-            )
-        except ValueError as exc:  # the rule of every wait, raised as a setting's error
+        try:  # the rule of every wait's options, raised as a setting's error
+            WaitOptions(poll_interval=poll_interval, max_poll_interval=max_poll_interval)
+        except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
         self.poll_interval = float(poll_interval)
         self.max_poll_interval = float(max_poll_interval)
+        self._wait_defaults = Wait(
+            is_settled, DEFAULT_AWAIT_TIMEOUT, self.poll_interval, self.max_poll_interval
+        )
         self._scope = _protocol.Scope(self.org_id)
         self._sleep = sleep
         self._clock = clock

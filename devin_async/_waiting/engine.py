@@ -216,7 +216,7 @@ class Engine:
 
     async def _run(self) -> None:
         try:
-            while self._entries:
+            while True:
                 now = self._clock()
                 self._expire(now)
                 if not self._entries:
@@ -272,9 +272,7 @@ class Engine:
             self._finish(waiter)
 
     async def _nap(self, delay: float) -> None:
-        """Sleep ``delay`` seconds on the injected sleep, or until a newcomer nudges."""
-        if delay <= 0:
-            return
+        """Sleep ``delay`` (> 0) seconds on the injected sleep, or until a newcomer nudges."""
         wake = self._wake = asyncio.get_running_loop().create_future()
         sleeper = asyncio.ensure_future(self._sleep(delay))
         try:

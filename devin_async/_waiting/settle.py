@@ -84,21 +84,16 @@ class WaitOptions:
         default=None, validator=_seconds("max_poll_interval")
     )
 
-    def over(self, defaults: WaitOptions) -> Wait:
+    def over(self, defaults: Wait) -> Wait:
         """Return these options with every unset one taken from ``defaults``."""
         return Wait(
-            self.until or defaults.until or is_settled,
-            _either(self.timeout, defaults.timeout),
-            _either(self.poll_interval, defaults.poll_interval),
-            _either(self.max_poll_interval, defaults.max_poll_interval),
+            self.until or defaults.until,
+            defaults.timeout if self.timeout is None else float(self.timeout),
+            defaults.poll_interval if self.poll_interval is None else float(self.poll_interval),
+            defaults.max_poll_interval
+            if self.max_poll_interval is None
+            else float(self.max_poll_interval),
         )
-
-
-def _either(given: float | None, default: float | None) -> float:
-    value = given if given is not None else default
-    if value is None:
-        raise TypeError("the client's wait defaults must all be set")
-    return float(value)
 
 
 @attrs.frozen

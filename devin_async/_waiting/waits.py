@@ -255,6 +255,3 @@ class Replies:
     def take(self, session_id: str) -> Session | None:
         """Return (and forget) the latest reply to ``session_id``, if any is kept."""
         return self._snapshots.pop(session_id, None)
-
-    def __len__(self) -> int:
-        return len(self._snapshots)

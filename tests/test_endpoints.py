@@ -65,7 +65,6 @@ def make_client(
         org_id=org_id,
         base_url=server.url,
         timeout=5.0,
-        poll_interval=0.01,
         exactly_once_create=False,
         sleep=time,
         clock=time.clock,

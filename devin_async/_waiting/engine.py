@@ -127,7 +127,7 @@ class Engine:
         self._deadlines.add(waiter)
         self._intervals[wait.poll_interval, wait.max_poll_interval] += 1
         self._newcomers.append(waiter)
-        if since is not None:
+        if waiter.since is not None:  # after a reply (given, or saved in a follower's state)
             self._asking.add(waiter)
         if self._task is None:
             self._due, self._quiet = now, 0
@@ -294,23 +294,23 @@ class Engine:
         floor = 0.0
         for failed_ids, exc in failures:
             floor = max(floor, self._failed(failed_ids, exc))
-        touched: dict[Entry, bool] = {}  # the entries read this tick: changed or not
+        changed: list[Entry] = []  # the entries whose row changed this tick
         for session_id, row in rows.items():
             entry = entries.get(session_id)
             if entry is None:
                 continue
             try:
-                touched[entry] = self._update(entry, row)
+                if self._update(entry, row):
+                    changed.append(entry)
             except DevinError as exc:  # a row that does not decode: a failed poll
                 floor = max(floor, self._failed([session_id], exc))
-        informed = await self._read_messages(touched)
-        for entry, changed in touched.items():
+        informed = await self._read_messages(changed, newcomers)
+        for entry in changed:
             for waiter in tuple(entry.waiters):
-                self._tell(waiter, changed)
-        for waiter in (*newcomers, *informed):  # not read this tick, but new to tell
-            if waiter.entry not in touched:
-                self._tell(waiter, False)
-        return any(touched.values()) or bool(informed), floor
+                self._tell(waiter, True)
+        for waiter in (*newcomers, *informed):  # not changed, but new to tell
+            self._tell(waiter, False)
+        return bool(changed or informed), floor
 
     def _tell(self, waiter: Waiter, changed: bool) -> None:
         """Tell a wait its session's state; unsubscribe it if that ended it."""
@@ -336,16 +336,19 @@ class Engine:
             self._on_change(session, before)
         return True
 
-    async def _read_messages(self, touched: dict[Entry, bool]) -> list[Waiter]:
-        """Let each wait that asks for them read messages; return those that got news."""
-        readers = [
-            waiter
-            for entry, changed in touched.items()
-            for waiter in entry.waiters
-            if waiter.wants_messages(changed)
-        ]
+    async def _read_messages(self, changed: list[Entry], newcomers: list[Waiter]) -> list[Waiter]:
+        """Let each wait that asks for them read messages; return those that got news.
+
+        Only the waits of changed sessions, newcomers, and waits that asked to read
+        again (after a reply or a failed read) are asked: a quiet tick costs nothing
+        per wait here.
+        """
+        readers = [w for entry in changed for w in entry.waiters if w.wants_messages(True)]
+        asked = set(readers)
         readers.extend(
-            w for w in self._asking if w.entry not in touched and w.wants_messages(False)
+            w
+            for w in dict.fromkeys((*self._asking, *newcomers))
+            if w not in asked and w.entry.session is not None and w.wants_messages(False)
         )
         if not readers:
             return []

@@ -174,16 +174,7 @@ class SessionFollow(Subscription):
 
     @releasing
     async def __anext__(self) -> SessionUpdate:
-        if not self._release.alive:
-            raise StopAsyncIteration
-        item = await self._next()
-        if item is END:
-            waiter = self._waiters[0]
-            self.close()
-            error = waiter.future.exception()
-            if error is not None:
-                raise error
-            raise StopAsyncIteration
+        item = await self._next_of_one()
         assert isinstance(item, SessionUpdate)
         self.state = item.state
         return item

@@ -130,6 +130,25 @@ class Subscription(abc.ABC):
             return self._receive.receive_nowait()
         return await self._receive.receive()
 
+    async def _next_of_one(self) -> object:
+        """The next item of a one-session stream; its end raises the wait's outcome.
+
+        Raises:
+            StopAsyncIteration: the session settled, or the iterator was closed.
+            DevinError: the error that ended the wait (a deadline, a 404, ...).
+        """
+        if not self._release.alive:
+            raise StopAsyncIteration
+        item = await self._next()
+        if item is END:
+            waiter = self._waiters[0]
+            self.close()
+            error = waiter.future.exception()
+            if error is not None:
+                raise error
+            raise StopAsyncIteration
+        return item
+
     def close(self) -> None:
         """Stop waiting: unsubscribe every wait that is still pending."""
         self._release()
@@ -185,16 +204,7 @@ class SessionWatch(Subscription):
 
     @releasing
     async def __anext__(self) -> Session:
-        if not self._release.alive:
-            raise StopAsyncIteration
-        item = await self._next()
-        if item is END:
-            waiter = self._waiters[0]
-            self.close()
-            error = waiter.future.exception()
-            if error is not None:
-                raise error
-            raise StopAsyncIteration
+        item = await self._next_of_one()
         assert isinstance(item, Session)
         return item
 

@@ -189,9 +189,9 @@ async def _variant(name: str, url: str, cfg: Config, *, memory: bool) -> dict[st
         source: Any = client._engine.source
         inner = source.read
 
-        async def read(ids: Any, timeout: float) -> Any:
+        async def read(*args: Any) -> Any:
             mark()
-            return await inner(ids, timeout)
+            return await inner(*args)
 
         source.read = read
         by_id = getattr(source, "_ids", None)
@@ -200,7 +200,7 @@ async def _variant(name: str, url: str, cfg: Config, *, memory: bool) -> dict[st
 
             async def counted(*args: Any) -> Any:
                 page = await list_page(*args)
-                listed[0] += len(page[0])
+                listed[0] += len(page.keys)
                 return page
 
             by_id.list_page = counted

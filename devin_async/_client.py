@@ -70,6 +70,7 @@ from ._waiting import (
     await_one,
     is_settled,
 )
+from ._waiting.rows import Listed, decode_page
 
 __all__ = ["CREATE_TAG_PREFIX", "DevinClient", "await_session"]
 
@@ -336,8 +337,10 @@ class DevinClient:
 
     # ------------------------------------------------------------------ plumbing
 
-    async def _attempt(self, request: _protocol.Request) -> Any:
-        """Send one request through the governor; return its decoded JSON (no retries).
+    async def _attempt(
+        self, request: _protocol.Request, decode: Callable[[bytes], Any] = _convert.loads
+    ) -> Any:
+        """Send one request through the governor; return its body ``decode``d (no retries).
 
         Raises:
             APIStatusError: a non-2xx response (its URL and message are built only then).
@@ -372,7 +375,7 @@ class DevinClient:
         else:
             governor.on_success()
         if 200 <= status < 300:
-            return _convert.loads(response.body)
+            return decode(response.body)
         raise _protocol.status_error(request, response, self._transport.url(request))
 
     def _rate_limited(self, response: _protocol.Response) -> None:
@@ -557,10 +560,11 @@ class DevinClient:
         updated_after: int | None,
         after: str | None,
         timeout: float,
-    ) -> tuple[list[dict[str, Any]], str | None, bool]:
+    ) -> Listed:
         """One list attempt for a wait: by ids, or the sessions changed after a time."""
         request = _protocol.poll_sessions(self._scope, ids, updated_after, after, timeout)
-        return _convert.session_rows(await self._attempt(request))
+        page: Listed = await self._attempt(request, decode_page)
+        return page
 
     async def _messages_attempt(
         self, session_id: str, after: str | None, timeout: float

@@ -37,6 +37,7 @@ from devin_async._errors import (
 from devin_async._models import Message, Page, Session
 from devin_async._protocol import Request, Response, status_error
 from devin_async._waiting.engine import Engine
+from devin_async._waiting.rows import Listed, Row
 from devin_async._waiting.settle import Predicate, Wait, is_settled
 from devin_async._waiting.sources import (
     LIST_BATCH,
@@ -44,7 +45,6 @@ from devin_async._waiting.sources import (
     MAX_QUERY_BYTES,
     WATERMARK_OVERLAP,
     IdsSource,
-    Row,
     Source,
     WatermarkSource,
     batches,
@@ -184,7 +184,7 @@ class FakeApi:
         updated_after: int | None,
         cursor: str | None,
         timeout: float,
-    ) -> tuple[list[Row], str | None, bool]:
+    ) -> Listed:
         assert session_ids is not None  # IdsSource lists by id
         assert updated_after is None
         batch = list(session_ids)
@@ -198,13 +198,13 @@ class FakeApi:
             if session_id in self.failing_batches:
                 raise self.failing_batches[session_id]
         if self.looping_cursor:
-            return [self._next(i) for i in batch if i not in self.hidden], "again", True
+            return Listed.of([self._next(i) for i in batch if i not in self.hidden], "again", True)
         start = int(cursor or 0)
         size = self.page_size or len(batch)
         page = batch[start : start + size]
         more = start + size < len(batch)
         rows = [self._next(i) for i in page if i not in self.hidden]
-        return rows, (str(start + size) if more else None), more
+        return Listed.of(rows, str(start + size) if more else None, more)
 
     async def read_messages(self, session_id: str, cursor: str | None, timeout: float) -> Any:
         self.message_reads.append((session_id, cursor, self.vt.now, timeout))
@@ -1678,10 +1678,10 @@ class Org:
         updated_after: int | None,
         cursor: str | None,
         timeout: float,
-    ) -> tuple[list[Row], str | None, bool]:
+    ) -> Listed:
         if session_ids is not None:
             self._record("ids", len(session_ids))
-            return [self.rows[i] for i in session_ids], None, False
+            return Listed.of([self.rows[i] for i in session_ids])
         self._record("changes", updated_after)
         if self.failures:
             raise self.failures.pop(0)
@@ -1692,7 +1692,7 @@ class Org:
         start = int(cursor or 0)
         end = start + self.page_size
         more = end < len(rows)
-        return rows[start:end], (str(end) if more else None), more
+        return Listed.of(rows[start:end], str(end) if more else None, more)
 
     def per_tick(self, tick: int) -> list[tuple[str, Any]]:
         return [(kind, arg) for t, kind, arg in self.calls if t == tick]

@@ -15,8 +15,9 @@ next tick, or, above ``max_retry_after``, ends the waits it concerns at once (th
 of requests). A newcomer brings a long nap forward to its own poll interval. A tick's
 requests never outlast the nearest deadline of the waits they serve.
 
-A listed session whose state and ``updated_at`` did not change since the last tick is
-not structured again: its row is compared raw, and its waits see nothing new.
+A session whose state and ``updated_at`` did not change since the last tick is not
+decoded again: the source compares each row's raw key with the state its waits saw
+(``seen``), and hands over only the rows that changed (``take``), as pages arrive.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from .._errors import DevinError
 from .._models import Session
 from .._retry import Sleep, poll_delay, poll_retry_delay
 from .messages import MessageReader, ReadPage, retry_messages
+from .rows import Row, RowKey, shared
 from .settle import Wait, state_key, wait_timed_out
-from .sources import Row, Source
+from .sources import Source
 from .waits import Deadlines, Entry, Replies, Waiter, outcome
 
 __all__ = ["Engine", "Entry", "Waiter"]
@@ -98,6 +100,8 @@ class Engine:
         self._asking: set[Waiter] = set()
         self._floor_until = 0.0  # no tick before this: the server's Retry-After
         self._quiet = 0  # ticks in a row that changed nothing
+        self._changed: list[Entry] = []  # during a tick: the entries whose row changed
+        self._floor = 0.0  # during a tick: the delay its failures ask for
         self.ticks = 0
 
     @property
@@ -115,9 +119,13 @@ class Engine:
         on_change: Callable[[Session], object] | None = None,
         since: Session | None = None,
         factory: Callable[..., Waiter] = Waiter,
+        start: float | None = None,
     ) -> Waiter:
-        """Add a wait; it is polled at once if it is the first, else within its interval."""
-        now = self._clock()
+        """Add a wait; it is polled at once if it is the first, else within its interval.
+
+        ``start`` (default: now) is when its timeout began: the waits of one call share it.
+        """
+        now = self._clock() if start is None else start
         entry = self._entries.get(session_id)
         if entry is None:
             entry = self._entries[session_id] = Entry(session_id)
@@ -163,6 +171,10 @@ class Engine:
                 task.cancel()
                 self._finishing.add(task)
                 task.add_done_callback(self._finishing.discard)
+
+    def now(self) -> float:
+        """The engine's clock."""
+        return self._clock()
 
     def polls(self, waiter: Waiter) -> int:
         """How many ticks have polled ``waiter``'s session since it subscribed."""
@@ -290,20 +302,14 @@ class Engine:
         """Poll every subscribed session once; return (anything changed, delay floor)."""
         entries = self._entries
         newcomers, self._newcomers = self._newcomers, []
-        rows, failures = await self.source.read(list(entries), self._time_left)
-        floor = 0.0
+        for entry in entries.values():  # read now: an older failure is no longer the last word
+            if entry.last_error is not None:
+                entry.last_error = None
+        self._changed, self._floor = [], 0.0
+        failures = await self.source.read(list(entries), self._time_left, self)
+        changed, floor = self._changed, self._floor
         for failed_ids, exc in failures:
             floor = max(floor, self._failed(failed_ids, exc))
-        changed: list[Entry] = []  # the entries whose row changed this tick
-        for session_id, row in rows.items():
-            entry = entries.get(session_id)
-            if entry is None:
-                continue
-            try:
-                if self._update(entry, row):
-                    changed.append(entry)
-            except DevinError as exc:  # a row that does not decode: a failed poll
-                floor = max(floor, self._failed([session_id], exc))
         informed = await self._read_messages(changed, newcomers)
         for entry in changed:
             for waiter in tuple(entry.waiters):
@@ -311,6 +317,37 @@ class Engine:
         for waiter in (*newcomers, *informed):  # not changed, but new to tell
             self._tell(waiter, False)
         return bool(changed or informed), floor
+
+    # The sink of the source's rows during a tick (``sources.Sink``).
+
+    def seen(self, key: RowKey) -> bool:
+        """Whether the waits on ``key``'s session already saw the state it shows.
+
+        The raw values compare equal to the structured ones (open enums are ``str``).
+        A session no wait is on counts as seen: there is nobody to tell.
+        """
+        entry = self._entries.get(key.session_id)
+        if entry is None:
+            return True
+        session = entry.session
+        return (
+            session is not None
+            and key.updated_at == session.updated_at
+            and key.status == session.status
+            and key.status_detail == session.status_detail
+        )
+
+    def take(self, session_id: str, row: Row) -> None:
+        """Take a changed row of ``session_id`` (its waits are told after the read)."""
+        entry = self._entries.get(session_id)
+        if entry is None:
+            return
+        try:
+            self._update(entry, row)
+        except DevinError as exc:  # a row that does not decode: a failed poll
+            self._floor = max(self._floor, self._failed([session_id], exc))
+        else:
+            self._changed.append(entry)
 
     def _tell(self, waiter: Waiter, changed: bool) -> None:
         """Tell a wait its session's state; unsubscribe it if that ended it."""
@@ -324,17 +361,14 @@ class Engine:
         if waiter.future.done():
             self._finish(waiter)
 
-    def _update(self, entry: Entry, row: Row) -> bool:
-        """Take a session's row; return True (and build its Session) if it changed."""
-        key = (row.get("status"), row.get("status_detail"), row.get("updated_at"))
-        entry.last_error = None  # read: an older failure is no longer the last word
-        if key == entry.key and entry.session is not None:
-            return False
-        session = self._structure(row)
-        before, entry.session, entry.key = entry.session, session, key
-        if self._on_change is not None and (before is None or state_key(before) != key[:2]):
+    def _update(self, entry: Entry, row: Row) -> None:
+        """Take a session's changed row: build its Session, and report a state change."""
+        session = self._structure(shared(row))
+        before, entry.session = entry.session, session
+        if self._on_change is not None and (
+            before is None or state_key(before) != state_key(session)
+        ):
             self._on_change(session, before)
-        return True
 
     async def _read_messages(self, changed: list[Entry], newcomers: list[Waiter]) -> list[Waiter]:
         """Let each wait that asks for them read messages; return those that got news.

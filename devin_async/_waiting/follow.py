@@ -121,7 +121,7 @@ class Follower(Waiter):
         if not (changed or self.fresh) and self.seen is not None:
             return
         self.fresh = False
-        self.seen = key = state_key(session)
+        self.seen, key = session, state_key(session)
         settled = self.settles(session)
         replied_at = self.state.replied_at if self.since is not None else None
         if key != (self.state.status, self.state.status_detail):

@@ -23,17 +23,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from .._errors import APIStatusError
+from .rows import Listed, Row, RowKey, row_key
 
 __all__ = [
     "LIST_BATCH",
     "MAX_QUERY_BYTES",
     "Failure",
     "IdsSource",
-    "RawPage",
-    "Row",
+    "Sink",
     "Source",
     "WatermarkSource",
     "batches",
@@ -41,10 +41,7 @@ __all__ = [
 
 log = logging.getLogger("devin_async")
 
-Row = dict[str, Any]
-RawPage = tuple[list[Row], str | None, bool]  # rows, end_cursor, has_next_page
 Failure = tuple[Sequence[str], BaseException]
-Read = tuple[dict[str, Row], list[Failure]]  # rows by id, and the ids that failed
 
 LIST_BATCH = 200  # the list endpoint's largest page ("first", 1-200)
 # Each id travels as "session_ids=<id>&" in the URL; front ends commonly refuse request
@@ -55,15 +52,25 @@ MAX_CHANGED_PAGES = 5  # more pages of changes than this in one tick: read by id
 
 GetOne = Callable[[str, float], Awaitable[Row]]
 # One list attempt: (session ids or None, updated_after or None, cursor, timeout).
-ListPage = Callable[[Sequence[str] | None, int | None, str | None, float], Awaitable[RawPage]]
+ListPage = Callable[[Sequence[str] | None, int | None, str | None, float], Awaitable[Listed]]
 
 
 TimeLeft = Callable[[], float]  # the timeout of a request started now, seconds
 
 
+class Sink(Protocol):
+    """Where a tick's rows go (the engine): as each page arrives, not at the end."""
+
+    def seen(self, key: RowKey) -> bool:
+        """True if the waits already saw the state ``key`` shows (or none waits on it)."""
+
+    def take(self, session_id: str, row: Row) -> None:
+        """A whole row of ``session_id`` that ``seen`` did not know."""
+
+
 class Source(Protocol):
-    async def read(self, ids: Sequence[str], time_left: TimeLeft) -> Read:
-        """Read the rows of ``ids`` this tick (those left out did not change)."""
+    async def read(self, ids: Sequence[str], time_left: TimeLeft, sink: Sink) -> list[Failure]:
+        """Read ``ids`` this tick into ``sink``; return the ids whose read failed."""
 
     def forget(self, session_id: str) -> None:
         """No wait is left on ``session_id``: a new one must be read by id."""
@@ -103,34 +110,41 @@ class IdsSource:
     def __init__(self, get_one: GetOne, list_page: ListPage | None) -> None:
         self._get_one = get_one
         self.list_page = list_page
+        self._split: tuple[list[str], list[list[str]]] = ([], [])  # ids, their batches
 
     def forget(self, session_id: str) -> None:
         """Nothing to forget: every tick reads every id."""
 
-    async def read(self, ids: Sequence[str], time_left: TimeLeft) -> Read:
+    async def read(self, ids: Sequence[str], time_left: TimeLeft, sink: Sink) -> list[Failure]:
         if len(ids) > 1 and self.list_page is not None:
-            return await self._listed(ids, time_left)
-        return await self._get_each(ids, time_left)
+            return await self._listed(ids, time_left, sink)
+        return await self._get_each(ids, time_left, sink)
 
-    async def _get_each(self, ids: Sequence[str], time_left: TimeLeft) -> Read:
+    async def _get_each(self, ids: Sequence[str], time_left: TimeLeft, sink: Sink) -> list[Failure]:
         results = await asyncio.gather(
             *(self._get_one(i, time_left()) for i in ids), return_exceptions=True
         )
-        rows: dict[str, Row] = {}
         failures: list[Failure] = []
         for session_id, result in zip(ids, results, strict=True):
             if isinstance(result, BaseException):
                 failures.append(([session_id], _reraise_cancel(result)))
-            else:
-                rows[session_id] = result
-        return rows, failures
+            elif not sink.seen(row_key(result, session_id)):  # the GET's id, whatever it says
+                sink.take(session_id, result)
+        return failures
 
-    async def _listed(self, ids: Sequence[str], time_left: TimeLeft) -> Read:
-        chunks = batches(ids)
+    def _batches(self, ids: Sequence[str]) -> list[list[str]]:
+        """``batches(ids)``, kept while the waited ids stay the same from tick to tick."""
+        known, split = self._split
+        if ids != known:
+            split = batches(ids)
+            self._split = (list(ids), split)
+        return split
+
+    async def _listed(self, ids: Sequence[str], time_left: TimeLeft, sink: Sink) -> list[Failure]:
+        chunks = self._batches(ids)
         results = await asyncio.gather(
-            *(self._batch(b, time_left) for b in chunks), return_exceptions=True
+            *(self._batch(b, time_left, sink) for b in chunks), return_exceptions=True
         )
-        rows: dict[str, Row] = {}
         failures: list[Failure] = []
         missing: list[str] = []  # read one by one: refused batches, ids not in the list
         for batch, result in zip(chunks, results, strict=True):
@@ -142,31 +156,31 @@ class IdsSource:
                 else:
                     failures.append((batch, _reraise_cancel(result)))
                 continue
-            for session_id in batch:
-                row = result.get(session_id)
-                if row is None:
-                    missing.append(session_id)
-                else:
-                    rows[session_id] = row
+            missing.extend(result)
         if missing:
-            more, more_failures = await self._get_each(missing, time_left)
-            rows.update(more)
-            failures.extend(more_failures)
-        return rows, failures
+            failures.extend(await self._get_each(missing, time_left, sink))
+        return failures
 
-    async def _batch(self, batch: Sequence[str], time_left: TimeLeft) -> dict[str, Row]:
-        """One list attempt per page for up to LIST_BATCH ids (pages bounded)."""
+    async def _batch(self, batch: Sequence[str], time_left: TimeLeft, sink: Sink) -> list[str]:
+        """List up to LIST_BATCH ids (pages bounded) into ``sink``; return the ids left out.
+
+        Each page is handled as it arrives: only the rows that changed are decoded whole,
+        and each goes to the sink at once, so a tick never holds more than a page of them.
+        """
         assert self.list_page is not None
-        rows: dict[str, Row] = {}
+        seen, take = sink.seen, sink.take
+        listed: set[str] = set()
         after: str | None = None
         for _ in range(len(batch) // LIST_BATCH + 2):  # bounded even if cursors loop
-            items, end_cursor, has_next = await self.list_page(batch, None, after, time_left())
-            for row in items:
-                rows[row["session_id"]] = row
-            if not has_next or not end_cursor:
+            page = await self.list_page(batch, None, after, time_left())
+            for key in page.keys:
+                listed.add(key.session_id)
+                if not seen(key):
+                    take(key.session_id, page.row(key.session_id))
+            if not page.has_next_page or not page.end_cursor:
                 break
-            after = end_cursor
-        return rows
+            after = page.end_cursor
+        return [i for i in batch if i not in listed]
 
 
 class WatermarkSource:
@@ -191,54 +205,64 @@ class WatermarkSource:
         """A wait that comes back to ``session_id`` is read by id first."""
         self._known.discard(session_id)
 
-    async def _reconcile(self, ids: Sequence[str], time_left: TimeLeft, now: float) -> Read:
+    async def _by_id(self, ids: Sequence[str], time_left: TimeLeft, sink: Sink) -> list[Failure]:
+        """Read ``ids`` by id, raising the watermark to the newest row read."""
+        return await self._ids.read(ids, time_left, _Advancing(sink, self._advance))
+
+    async def _reconcile(
+        self, ids: Sequence[str], time_left: TimeLeft, sink: Sink, now: float
+    ) -> list[Failure]:
         """Read every waited session by id, and start the next reconciliation interval."""
-        rows, failures = await self._ids.read(ids, time_left)
+        failures = await self._by_id(ids, time_left, sink)
         if not failures:
             self._known = set(ids)
             self._reconcile_at = now + self._interval
-        self._advance(rows.values())
-        return rows, failures
+        return failures
 
-    async def read(self, ids: Sequence[str], time_left: TimeLeft) -> Read:
+    async def read(self, ids: Sequence[str], time_left: TimeLeft, sink: Sink) -> list[Failure]:
         now = self._clock()
         if not self.enabled or self._watermark is None or now >= self._reconcile_at:
-            return await self._reconcile(ids, time_left, now)
+            return await self._reconcile(ids, time_left, sink, now)
         known = self._known
         new = [i for i in ids if i not in known]
         floor = self._watermark - WATERMARK_OVERLAP
         try:
-            changed = await self._changed(floor, time_left)
+            pages = await self._changed(floor, time_left)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             if not _refused(exc):
-                return {}, [(ids, exc)]
+                return [(ids, exc)]
             log.warning("the list of changed sessions was refused (%s); waits poll by id", exc)
-            self.enabled, changed = False, None
-        if changed is None:  # not usable this tick: read everything by id
-            return await self._reconcile(ids, time_left, now)
-        wanted = set(ids)
-        rows = {i: row for i, row in changed.items() if i in wanted}
-        self._advance(changed.values())
+            self.enabled, pages = False, None
+        if pages is None:  # not usable this tick: read everything by id
+            return await self._reconcile(ids, time_left, sink, now)
+        try:
+            for page in pages:
+                for key in page.keys:
+                    self._advance(key)
+                    if not sink.seen(key):  # a session no wait is on counts as seen
+                        sink.take(key.session_id, page.row(key.session_id))
+        except Exception as exc:  # a page that does not decode whole
+            return [(ids, exc)]
         if not new:
-            return rows, []
-        more, failures = await self._ids.read(new, time_left)
-        rows.update(more)
-        known.update(more)
-        return rows, failures
+            return []
+        failures = await self._by_id(new, time_left, sink)
+        failed = {i for batch, _ in failures for i in batch}
+        known.update(i for i in new if i not in failed)
+        return failures
 
-    async def _changed(self, floor: int, time_left: TimeLeft) -> dict[str, Row] | None:
+    async def _changed(self, floor: int, time_left: TimeLeft) -> list[Listed] | None:
         """List the sessions updated after ``floor``; None if the answer cannot be used."""
         list_page = self._ids.list_page
         if list_page is None:
             return None
-        rows: dict[str, Row] = {}
+        pages: list[Listed] = []
         after: str | None = None
         for _ in range(MAX_CHANGED_PAGES):
-            items, end_cursor, has_next = await list_page(None, floor, after, time_left())
-            for row in items:
-                updated = row.get("updated_at")
+            page = await list_page(None, floor, after, time_left())
+            for key in page.keys:
+                updated = key.updated_at
                 if isinstance(updated, int) and updated < floor:
                     log.warning(
                         "the server ignored updated_after (a session updated at %d was "
@@ -248,20 +272,33 @@ class WatermarkSource:
                     )
                     self.enabled = False
                     return None
-                rows[row["session_id"]] = row
-            if not has_next or not end_cursor:
-                return rows
-            after = end_cursor
+            pages.append(page)
+            if not page.has_next_page or not page.end_cursor:
+                return pages
+            after = page.end_cursor
         log.debug("more than %d pages of changed sessions; reading by id", MAX_CHANGED_PAGES)
         return None
 
-    def _advance(self, rows: Any) -> None:
-        newest = max(
-            (r["updated_at"] for r in rows if isinstance(r.get("updated_at"), int)),
-            default=None,
-        )
-        if newest is not None and (self._watermark is None or newest > self._watermark):
-            self._watermark = newest
+    def _advance(self, key: RowKey) -> None:
+        updated = key.updated_at
+        if isinstance(updated, int) and (self._watermark is None or updated > self._watermark):
+            self._watermark = updated
+
+
+class _Advancing:
+    """A sink that tells ``advance`` of every key it sees first."""
+
+    __slots__ = ("_advance", "_sink")
+
+    def __init__(self, sink: Sink, advance: Callable[[RowKey], None]) -> None:
+        self._sink, self._advance = sink, advance
+
+    def seen(self, key: RowKey) -> bool:
+        self._advance(key)
+        return self._sink.seen(key)
+
+    def take(self, session_id: str, row: Row) -> None:
+        self._sink.take(session_id, row)
 
 
 def _reraise_cancel(exc: BaseException) -> BaseException:

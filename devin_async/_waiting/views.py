@@ -11,7 +11,9 @@ keeps the engine polling.
 from __future__ import annotations
 
 import abc
+import asyncio
 import contextlib
+import contextvars
 import functools
 import math
 import weakref
@@ -229,13 +231,18 @@ class SessionWaits(Subscription):
         self.session_ids = tuple(session_ids)
         self._since = since or {}
         self._left = len(self.session_ids)
+        self._position: dict[asyncio.Future[Session], int] = {}
 
     def _begin(self) -> None:
-        subscribe, since, send = self._engine.subscribe, self._since, self._send
+        subscribe, since, position = self._engine.subscribe, self._since, self._position
+        # One callback and one context for every wait: it posts the future that ended.
+        done, context = functools.partial(post, self._send), contextvars.copy_context()
+        start = self._engine.now()  # one start, so one deadline, for the waits of one call
         for index, session_id in enumerate(self.session_ids):
-            waiter = subscribe(session_id, self._wait, since=since.get(session_id))
+            waiter = subscribe(session_id, self._wait, since=since.get(session_id), start=start)
             self._waiters.append(waiter)
-            waiter.future.add_done_callback(functools.partial(post, send, index))
+            position[waiter.future] = index
+            waiter.future.add_done_callback(done, context=context)
 
     @releasing
     async def next_indexed(self) -> tuple[int, SessionResult]:
@@ -243,8 +250,9 @@ class SessionWaits(Subscription):
         if self._left == 0 or not self._release.alive:
             self.close()
             raise StopAsyncIteration
-        index = await self._next()
-        assert isinstance(index, int)
+        future = await self._next()
+        assert isinstance(future, asyncio.Future)
+        index = self._position.pop(future)
         self._left -= 1
         waiter = self._waiters[index]
         error = waiter.future.exception()

@@ -38,14 +38,13 @@ class OutOfTime(Exception):
 
 
 class Entry:
-    """One waited-for session: its last row key, its last state, and its waits."""
+    """One waited-for session: its last state, and its waits."""
 
-    __slots__ = ("key", "last_error", "session", "session_id", "waiters")
+    __slots__ = ("last_error", "session", "session_id", "waiters")
 
     def __init__(self, session_id: str) -> None:
         self.session_id = session_id
         self.waiters: list[Waiter] = []
-        self.key: tuple[object, object, object] | None = None  # raw status, detail, updated_at
         self.session: Session | None = None
         self.last_error: BaseException | None = None
 
@@ -58,7 +57,6 @@ class Waiter:
     """
 
     __slots__ = (
-        "deadline",
         "entry",
         "first_tick",
         "fresh",
@@ -83,10 +81,9 @@ class Waiter:
         self.entry = entry
         self.wait = wait
         self.start = start
-        self.deadline = start + wait.timeout
         self.on_change = on_change
         self.future: asyncio.Future[Session] = asyncio.get_running_loop().create_future()
-        self.seen: StateKey | None = None
+        self.seen: Session | None = None  # the state last told (only its key matters)
         self.first_tick = 0
         self.fresh = False  # messages brought news: look at the state again this tick
         # After a reply: the state it was sent in, until the session shows it moved on.
@@ -99,6 +96,10 @@ class Waiter:
     @property
     def session_id(self) -> str:
         return self.entry.session_id
+
+    @property
+    def deadline(self) -> float:
+        return self.start + self.wait.timeout
 
     def after_reply(self, key: StateKey, sent_at: int) -> None:
         """Do not settle on state ``key`` (a reply's, at ``sent_at``) until it moved on."""
@@ -175,11 +176,9 @@ class Waiter:
         if not (changed or self.fresh) and self.seen is not None:
             return
         self.fresh = False
-        key = state_key(session)
-        if key != self.seen:
-            self.seen = key
-            if self.on_change is not None:
-                self.on_change(session)
+        seen, self.seen = self.seen, session
+        if self.on_change is not None and (seen is None or state_key(seen) != state_key(session)):
+            self.on_change(session)
         if self.settles(session):
             self.future.set_result(session)
 
@@ -205,36 +204,72 @@ def outcome(future: asyncio.Future[Session]) -> str:
     return "timeout" if isinstance(error, AwaitTimeoutError) else "error"
 
 
-class Deadlines:
-    """The deadlines of the waits, nearest first (a heap; ended waits drop out lazily)."""
+class _Group:
+    """Waits that share one deadline (those subscribed together); ended ones skipped."""
 
-    __slots__ = ("_heap", "_seq")
+    __slots__ = ("first", "waiters")
+
+    def __init__(self, waiter: Waiter) -> None:
+        self.waiters = [waiter]
+        self.first = 0  # the waits before this one have ended
+
+    def pending(self) -> bool:
+        waiters, first = self.waiters, self.first
+        while first < len(waiters) and waiters[first].future.done():
+            first += 1
+        self.first = first
+        return first < len(waiters)
+
+
+class Deadlines:
+    """The deadlines of the waits, nearest first (a heap of groups that share one).
+
+    Waits subscribed one after another with the same deadline (the waits of one
+    ``await_sessions``) share one heap entry; ended waits drop out lazily.
+    """
+
+    __slots__ = ("_heap", "_last", "_seq")
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Waiter]] = []
+        self._heap: list[tuple[float, int, _Group]] = []
+        self._last: tuple[float, _Group] | None = None  # the group added last, if in the heap
         self._seq = 0
 
     def add(self, waiter: Waiter) -> None:
+        deadline, last = waiter.deadline, self._last
+        if last is not None and last[0] == deadline:
+            last[1].waiters.append(waiter)
+            return
         self._seq += 1
-        heapq.heappush(self._heap, (waiter.deadline, self._seq, waiter))
+        group = _Group(waiter)
+        heapq.heappush(self._heap, (deadline, self._seq, group))
+        self._last = (deadline, group)
 
     def clear(self) -> None:
         self._heap.clear()
+        self._last = None
+
+    def _pop(self) -> _Group:
+        group = heapq.heappop(self._heap)[2]
+        if self._last is not None and self._last[1] is group:
+            self._last = None
+        return group
 
     def nearest(self) -> float:
         """The nearest deadline of a wait still pending (inf if none)."""
         heap = self._heap
-        while heap and heap[0][2].future.done():
-            heapq.heappop(heap)
+        while heap and not heap[0][2].pending():
+            self._pop()
         return heap[0][0] if heap else float("inf")
 
     def due(self, now: float) -> Iterator[Waiter]:
         """Take out and yield the pending waits whose deadline is ``now`` or earlier."""
         heap = self._heap
         while heap and heap[0][0] <= now:
-            waiter = heapq.heappop(heap)[2]
-            if not waiter.future.done():
-                yield waiter
+            group = self._pop()
+            for waiter in group.waiters[group.first :]:
+                if not waiter.future.done():
+                    yield waiter
 
 
 class Replies:

@@ -19,14 +19,15 @@ so its memory is its own, and creates its N sessions before anything is measured
 - ``batched`` once more under ``tracemalloc`` (memory only: tracing slows the client):
   the bytes the waits hold at a quiet tick, and the peak of one quiet tick.
 
-Reported per run: HTTP requests (counted by the client's own aiohttp trace), the RSS
-growth per waiting session (peak RSS while the waits are pending minus RSS before they
-start), and client CPU (``time.process_time``, never wall time) per tick and per
-session per tick, both over all ticks (the waiting phase divided by the ticks each
-session needs: the definition the earlier figures used) and over quiet ticks only
-(neither the first tick of a wait nor the one that settles it). Tick boundaries are
-marked where each tick starts reading (the engine's source, or the first GET of each
-round of N GETs).
+Reported per run: HTTP requests (counted where the client hands each to its transport:
+an aiohttp ``TraceConfig`` would cost the batched variant a signal per body chunk); the
+RSS growth per waiting session (peak RSS while the waits are pending minus RSS before
+they start, and the same at the start of tick 4, after two quiet ticks); and client CPU
+(``time.process_time``, never wall time) per tick and per session per tick, both over
+all ticks (the waiting phase divided by the ticks each session needs: the definition the
+earlier figures used) and over quiet ticks only (neither the first tick of a wait nor
+the one that settles it). Tick boundaries are marked where each tick starts reading (the
+engine's source, or the first GET of each round of N GETs).
 """
 
 from __future__ import annotations
@@ -136,10 +137,14 @@ async def _variant(name: str, url: str, cfg: Config, *, memory: bool) -> dict[st
 
     traced: dict[str, Any] = {}
     listed: list[int] = [0]  # rows the list endpoint returned (watermark runs)
+    quiet_rss = [0]  # RSS growth at the start of tick 4, KiB
+    base = 0
     stop = asyncio.Event()
 
     def mark() -> None:
         marks.append((client_cpu(), requests, listed[0], collector[0]))
+        if len(marks) == 4 and not memory:  # tick 4 starts: ticks 2-3 were quiet
+            quiet_rss[0] = _rss_kib() - base
         if memory and len(marks) == 2:  # tick 2 starts: measure its peak
             tracemalloc.reset_peak()
         elif memory and len(marks) == 3:  # tick 3 starts: tick 2 (quiet) is over
@@ -153,19 +158,15 @@ async def _variant(name: str, url: str, cfg: Config, *, memory: bool) -> dict[st
         if watermark and len(marks) > limit:
             stop.set()
 
-    async def count(*_: object) -> None:
+    def count() -> None:
         nonlocal requests
+        if name == NAIVE and requests % cfg.sessions == 0:
+            mark()  # counts the requests before this one
         requests += 1
-        if name == NAIVE and (requests - 1) % cfg.sessions == 0:
-            requests -= 1  # the mark counts the requests before this one
-            mark()
-            requests += 1
 
-    trace = aiohttp.TraceConfig()
-    trace.on_request_start.append(count)
     connector = aiohttp.TCPConnector(limit=64)
     async with (
-        aiohttp.ClientSession(connector=connector, trace_configs=[trace]) as http,
+        aiohttp.ClientSession(connector=connector) as http,
         DevinClient(
             "cog_bench",
             org_id="org-bench",
@@ -194,6 +195,14 @@ async def _variant(name: str, url: str, cfg: Config, *, memory: bool) -> dict[st
             return await inner(*args)
 
         source.read = read
+        transport: Any = client._transport
+        send = transport.send
+
+        async def counted_send(request: Any) -> Any:
+            count()
+            return await send(request)
+
+        transport.send = counted_send
         by_id = getattr(source, "_ids", None)
         if watermark and by_id is not None and by_id.list_page is not None:
             list_page = by_id.list_page
@@ -259,6 +268,7 @@ async def _variant(name: str, url: str, cfg: Config, *, memory: bool) -> dict[st
         "settled": settled,
         "requests": requests,
         "rss_kib": peak - base,
+        "quiet_rss_kib": quiet_rss[0],
         "cpu": cpu,
         "wall": wall,
         "ticks": limit if watermark else cfg.reads + 1,
@@ -435,6 +445,7 @@ def report(figures: dict[str, dict[str, Any]]) -> str:
     cpu_all = _us_session_tick(naive, quiet=False) / _us_session_tick(batched, quiet=False)
     cpu_quiet = _us_session_tick(naive, quiet=True) / _us_session_tick(batched, quiet=True)
     rss = batched["rss_kib"] * 1024 / batched["waits"]  # bytes
+    quiet_rss = batched["quiet_rss_kib"] * 1024 / batched["waits"]
     wm_max = max(wm["quiet_requests"] or [0])
     lines = [
         text,
@@ -445,12 +456,12 @@ def report(figures: dict[str, dict[str, Any]]) -> str:
         "target >= 20x: " + _met(cpu_all >= 20) + "   (the target's measure)",
         f"CPU per session per tick, quiet ticks: per-session GET / batched = {cpu_quiet:.1f}x"
         "   target >= 20x: " + _met(cpu_quiet >= 20),
-        f"memory per waiting session (batched, {batched['waits']:,} waits), RSS peak: "
-        f"{rss / 1000:.2f} KB   target <= 1.5 KB: " + _met(rss <= 1500),
+        f"memory per waiting session (batched, {batched['waits']:,} waits), RSS growth at a "
+        f"quiet tick: {quiet_rss / 1000:.2f} KB   target <= 1.5 KB: " + _met(quiet_rss <= 1500),
         f"memory per waiting session (batched, {mn:,} waits), tracemalloc held at a quiet "
-        f"tick: {held / 1000:.2f} KB   target <= 1.5 KB: "
-        + _met(held <= 1500)
-        + "   (the target's measure)",
+        f"tick: {held / 1000:.2f} KB   target <= 1.5 KB: " + _met(held <= 1500),
+        f"  RSS peak of the whole run (settling, and the caller's results): {rss / 1000:.2f} KB"
+        " per wait",
         f"  tracemalloc peak of one quiet tick: {tick_peak / 1000:.2f} KB per wait "
         "(held + what the tick reads and decodes)",
         "",

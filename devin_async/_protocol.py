@@ -12,6 +12,7 @@ Source: https://docs.devin.ai/api-reference/v3/sessions/get-organizations-sessio
 from __future__ import annotations
 
 import email.utils
+import functools
 import ipaddress
 import json
 import math
@@ -273,16 +274,25 @@ def poll_sessions(
 ) -> Request:
     """Build a wait's ``GET .../sessions?session_ids=...`` (or ``?updated_after=...``).
 
-    The ids come from ``normalize_session_id``, so the query is built directly: at
-    10,000 waits this runs for every id on every tick.
+    The ids come from ``normalize_session_id``, so the query is built directly.
     """
-    query = [("session_ids", i) for i in session_ids or ()]
+    rest = [("first", str(MAX_PAGE))]
     if updated_after is not None:
-        query.append(("updated_after", str(updated_after)))
-    query.append(("first", str(MAX_PAGE)))
+        rest.insert(0, ("updated_after", str(updated_after)))
     if after is not None:
-        query.append(("after", after))
-    return Request("GET", scope.sessions_path, query=tuple(query), timeout=timeout)
+        rest.append(("after", after))
+    return Request(
+        "GET",
+        scope.sessions_path,
+        query=_ids_query(tuple(session_ids or ())) + tuple(rest),
+        timeout=timeout,
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _ids_query(session_ids: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """The ``session_ids`` pairs of a batch: waits poll the same batches tick after tick."""
+    return tuple([("session_ids", i) for i in session_ids])
 
 
 def create_session(scope: Scope, request: CreateSessionRequest) -> Request:

@@ -124,9 +124,13 @@ def test_recurring_strings_are_shared_between_rows() -> None:
         for i in ("devin-a", "devin-b")
     )
     assert one["org_id"] is not two["org_id"]
-    shared(one), shared(two)
+    own_id = "".join(["devin-", "a"])  # equal to the row's id, not the same object
+    assert own_id is not one["session_id"]
+    shared(one, own_id), shared(two, "devin-other")
     for name in ("org_id", "subcategory", "service_user_id"):
         assert one[name] is two[name]
+    assert one["session_id"] is own_id
+    assert two["session_id"] == "devin-b"  # another id than the wait's is kept as it is
     assert one["url"] is not two["url"]  # unique values are left alone
 
 

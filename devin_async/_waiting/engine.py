@@ -363,7 +363,7 @@ class Engine:
 
     def _update(self, entry: Entry, row: Row) -> None:
         """Take a session's changed row: build its Session, and report a state change."""
-        session = self._structure(shared(row))
+        session = self._structure(shared(row, entry.session_id))
         before, entry.session = entry.session, session
         if self._on_change is not None and (
             before is None or state_key(before) != state_key(session)

@@ -62,12 +62,15 @@ def row_key(row: Row, session_id: str | None = None) -> RowKey:
     )
 
 
-def shared(row: Row) -> Row:
-    """Make the recurring strings of a row the same objects (``sys.intern``), in place.
+def shared(row: Row, session_id: str) -> Row:
+    """Make a row's strings the objects already held elsewhere, in place.
 
-    A session held by a wait keeps its row's strings; thousands of waits on one
-    organization's sessions then keep one copy of each, not one per session.
+    A session held by a wait keeps its row's strings: its id becomes ``session_id``
+    (the wait's own string, when equal), and the recurring values are interned, so
+    thousands of waits on one organization's sessions keep one copy of each.
     """
+    if row.get("session_id") == session_id:
+        row["session_id"] = session_id
     for name in _RECURRING:
         value = row.get(name)
         if type(value) is str:

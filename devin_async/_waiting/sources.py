@@ -110,7 +110,7 @@ class IdsSource:
     def __init__(self, get_one: GetOne, list_page: ListPage | None) -> None:
         self._get_one = get_one
         self.list_page = list_page
-        self._split: tuple[list[str], list[list[str]]] = ([], [])  # ids, their batches
+        self._split: tuple[list[str], list[tuple[str, ...]]] = ([], [])  # ids, their batches
 
     def forget(self, session_id: str) -> None:
         """Nothing to forget: every tick reads every id."""
@@ -132,11 +132,11 @@ class IdsSource:
                 sink.take(session_id, result)
         return failures
 
-    def _batches(self, ids: Sequence[str]) -> list[list[str]]:
-        """``batches(ids)``, kept while the waited ids stay the same from tick to tick."""
+    def _batches(self, ids: Sequence[str]) -> list[tuple[str, ...]]:
+        """``batches(ids)``, the same objects while the waited ids stay the same."""
         known, split = self._split
         if ids != known:
-            split = batches(ids)
+            split = [tuple(batch) for batch in batches(ids)]
             self._split = (list(ids), split)
         return split
 

@@ -14,7 +14,7 @@ find the session it made. The rules, by how the create failed (``_retry.create_f
   watched for over the grace window, and the create is sent again only if it never
   appears. **Answered** 408/503 (the server declined): looked up once, then sent again
   if it did not land (``_retry.call_exactly_once``).
-- A 429 or a connection refused before sending is simply retried (``call_with_retries``).
+- A 429 or a connection refused before sending is simply retried (``_pipeline.Sender.call``).
 
 A lookup accepts only a session whose ``tags`` hold the marker: a server that misreads
 or ignores the ``tags`` filter must not make the client return someone else's session.

@@ -7,7 +7,8 @@
     ├── ClientClosedError           used after aclose(), or from another event loop (a RuntimeError)
     ├── APIConnectionError          no usable response (DNS, refused, reset)
     │   └── APITimeoutError         per-request timeout
-    ├── APIStatusError              .status_code .body .headers .request_id .method .url
+    ├── APIStatusError              .status_code .body .headers .retry_after .request_id
+    │                               .method .url
     │   ├── BadRequestError                 400
     │   ├── AuthenticationError             401
     │   ├── PermissionDeniedError           403
@@ -154,10 +155,15 @@ class APIStatusError(DevinError):
         request_id: the server's request id header, when it sent one.
         method: HTTP method of the request.
         url: URL of the request.
+        retry_after: the wait the server asked for (``retry-after-ms`` or
+            ``Retry-After``), seconds, or None when it asked for none.
     """
 
-    def __init__(self, message: str, **info: Unpack[StatusInfo]) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, **info: Unpack[StatusInfo]
+    ) -> None:
         super().__init__(message)
+        self.retry_after = retry_after
         self.status_code = info["status_code"]
         self.body = info["body"]
         self.headers = info["headers"]
@@ -194,20 +200,15 @@ class UnprocessableEntityError(APIStatusError):
         message: str,
         *,
         errors: tuple[ValidationDetail, ...] = (),
+        retry_after: float | None = None,
         **info: Unpack[StatusInfo],
     ) -> None:
-        super().__init__(message, **info)
+        super().__init__(message, retry_after=retry_after, **info)
         self.errors = errors
 
 
 class RateLimitError(APIStatusError):
     """429: too many requests; ``retry_after`` is the server's wait in seconds, if given."""
-
-    def __init__(
-        self, message: str, *, retry_after: float | None = None, **info: Unpack[StatusInfo]
-    ) -> None:
-        super().__init__(message, **info)
-        self.retry_after = retry_after
 
 
 class InternalServerError(APIStatusError):

@@ -1,8 +1,9 @@
 """Sans-I/O protocol: build requests and decode responses as plain values.
 
-Nothing here does I/O or knows aiohttp. Requests carry the path, query and body;
-responses come back as (status, headers, body bytes) and are turned into decoded JSON
-or the right exception from ``_errors``.
+Nothing here does I/O or knows aiohttp. Requests carry the path, query, body and the
+session they are about; responses come back as (status, headers, body bytes), and
+``decode`` turns them into data or the right exception from ``_errors``, with the
+server's requested wait (``retry-after-ms``, ``Retry-After``) parsed once onto it.
 
 Source: https://docs.devin.ai/api-reference/v3/sessions/get-organizations-session.md
 (paths and the ``devin-`` id prefix) and https://docs.devin.ai/api-reference/common-flows.md
@@ -19,8 +20,8 @@ import math
 import re
 import time
 import urllib.parse
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, NamedTuple, Protocol
 
 import attrs
 
@@ -47,6 +48,7 @@ __all__ = [
     "Request",
     "Response",
     "Scope",
+    "Transport",
     "archive_session",
     "check_base_url",
     "check_count",
@@ -55,6 +57,7 @@ __all__ = [
     "check_strings",
     "check_tags",
     "create_session",
+    "decode",
     "encode_query",
     "get_session",
     "get_tags",
@@ -64,9 +67,9 @@ __all__ = [
     "normalize_session_id",
     "parse_retry_after",
     "poll_sessions",
+    "retry_after_of",
     "send_message",
     "session_filters",
-    "session_id_of",
     "set_tags",
     "terminate_session",
 ]
@@ -77,19 +80,17 @@ _MESSAGE_DETAIL = 300
 
 
 class Request(NamedTuple):
-    """One HTTP request, before any I/O.
-
-    A named tuple rather than an attrs class: one is built per request, and this is
-    about 2x cheaper to build while being just as immutable.
+    """One HTTP request, before any I/O (a named tuple: one is built per request).
 
     Attributes:
         method: HTTP method.
-        path: absolute path, already percent-safe.
+        path: the path below the client's base URL, already percent-safe.
         query: query pairs in order; repeated keys encode arrays.
         body: JSON body bytes, or None.
         idempotent: True when repeating it cannot change server state twice.
         timeout: a shorter timeout than the client's for this request (a wait's
             deadline), seconds, or None.
+        session_id: the session the request is about (``devin-`` form), or None.
     """
 
     method: str
@@ -98,14 +99,27 @@ class Request(NamedTuple):
     body: bytes | None = None
     idempotent: bool = True
     timeout: float | None = None
+    session_id: str | None = None
 
 
 class Response(NamedTuple):
-    """One HTTP response as plain values; ``headers`` is case-insensitive, as aiohttp's."""
+    """One HTTP response as plain values; ``headers`` must look names up case-insensitively."""
 
     status: int
     headers: Mapping[str, str]
     body: bytes
+
+
+class Transport(Protocol):
+    """What ``DevinClient(transport=...)`` accepts: one coroutine that answers a Request.
+
+    It sends ``request`` to the base URL it was built for, with the credentials it was
+    given, and returns the whole response; a failure with no response is raised as
+    ``APIConnectionError`` (``request_sent=False`` only if nothing was written). If it
+    has an ``aclose()`` coroutine, the client awaits it when it is closed.
+    """
+
+    async def send(self, request: Request, /) -> Response: ...
 
 
 @attrs.frozen
@@ -146,15 +160,6 @@ def normalize_session_id(session_id: str) -> str:
             raise ValueError(f"invalid session id {session_id!r}")
         return session_id
     return "devin-" + session_id
-
-
-_SESSION_IN_PATH = re.compile(r"/sessions/(devin-[A-Za-z0-9_.\-]+)")
-
-
-def session_id_of(path: str) -> str | None:
-    """Return the session id a request path is about, if any (for events and logs)."""
-    found = _SESSION_IN_PATH.search(path)
-    return found.group(1) if found else None
 
 
 def check_org_id(org_id: str) -> str:
@@ -234,9 +239,16 @@ def check_base_url(base_url: str) -> str:
     return base_url.rstrip("/")
 
 
+def _about(method: str, scope: Scope, session_id: str, suffix: str = "", **fields: Any) -> Request:
+    """Build a request on ``.../sessions/{devin_id}{suffix}``, which names its session."""
+    session_id = normalize_session_id(session_id)
+    path = f"{scope.sessions_path}/{session_id}{suffix}"
+    return Request(method, path, session_id=session_id, **fields)
+
+
 def get_session(scope: Scope, session_id: str) -> Request:
     """Build ``GET .../sessions/{devin_id}``."""
-    return Request("GET", f"{scope.sessions_path}/{normalize_session_id(session_id)}")
+    return _about("GET", scope, session_id)
 
 
 def encode_query(params: Mapping[str, object]) -> tuple[tuple[str, str], ...]:
@@ -357,13 +369,24 @@ _LIST_FILTERS = frozenset(
 _TIME_FILTERS = frozenset({"created_after", "created_before", "updated_after", "updated_before"})
 
 
-def session_filters(**filters: object) -> dict[str, object]:
+_ORG_ONLY_FILTERS = ("category", "is_archived", "repo_names")
+
+
+def session_filters(scope: Scope | None = None, **filters: object) -> dict[str, object]:
     """Check the list-sessions filters and return those that are set, ready to encode.
 
     Array filters must be lists of strings (never a bare string), timestamps integers
-    (Unix seconds), ``is_archived`` a bool; the rest are strings.
+    (Unix seconds), ``is_archived`` a bool; the rest are strings. Given a ``scope``,
+    ``org_ids`` is refused in an organization's and the organization-only filters in
+    the enterprise's (a server that ignored them would answer unfiltered).
     Source: https://docs.devin.ai/sdk/api/DevinApi/interfaces/SessionsQueryParams.md
     """
+    if scope is not None and scope.org_id is not None and filters.get("org_ids") is not None:
+        raise ValueError("org_ids filters the enterprise scope; this client has an org_id")
+    if scope is not None and scope.org_id is None:
+        given = [name for name in _ORG_ONLY_FILTERS if filters.get(name) is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} filter(s) need an org_id (organization scope)")
     params: dict[str, object] = {}
     for name, value in filters.items():
         if value is None:
@@ -384,10 +407,6 @@ def session_filters(**filters: object) -> dict[str, object]:
         else:
             params[name] = str(value)
     return params
-
-
-def _session_path(scope: Scope, session_id: str) -> str:
-    return f"{scope.sessions_path}/{normalize_session_id(session_id)}"
 
 
 def _json(payload: Mapping[str, object]) -> bytes:
@@ -412,7 +431,7 @@ def check_tags(tags: Sequence[str]) -> list[str]:
 def list_messages(scope: Scope, session_id: str, first: int, after: str | None) -> Request:
     """Build ``GET .../sessions/{devin_id}/messages`` for one page."""
     query = encode_query({"first": first, "after": after})
-    return Request("GET", _session_path(scope, session_id) + "/messages", query=query)
+    return _about("GET", scope, session_id, "/messages", query=query)
 
 
 def send_message(
@@ -430,40 +449,38 @@ def send_message(
         payload["message_as_user_id"] = message_as_user_id
     if attachment_urls is not None:
         payload["attachment_urls"] = check_strings("attachment_urls", attachment_urls)
-    path = _session_path(scope, session_id) + "/messages"
-    return Request("POST", path, body=_json(payload), idempotent=False)
+    return _about("POST", scope, session_id, "/messages", body=_json(payload), idempotent=False)
 
 
 def terminate_session(scope: Scope, session_id: str, archive: bool) -> Request:
     """Build ``DELETE /v3/organizations/{org_id}/sessions/{devin_id}?archive=``."""
     _org_only(scope, "terminate")
     query = encode_query({"archive": archive}) if archive else ()
-    return Request("DELETE", _session_path(scope, session_id), query=query)
+    return _about("DELETE", scope, session_id, query=query)
 
 
 def archive_session(scope: Scope, session_id: str) -> Request:
     """Build ``POST /v3/organizations/{org_id}/sessions/{devin_id}/archive`` (idempotent)."""
     _org_only(scope, "archive")
-    return Request("POST", _session_path(scope, session_id) + "/archive")
+    return _about("POST", scope, session_id, "/archive")
 
 
 def get_tags(scope: Scope, session_id: str) -> Request:
     """Build ``GET .../sessions/{devin_id}/tags``."""
-    return Request("GET", _session_path(scope, session_id) + "/tags")
+    return _about("GET", scope, session_id, "/tags")
 
 
 def set_tags(scope: Scope, session_id: str, tags: Sequence[str], *, replace: bool) -> Request:
     """Build ``PUT`` (replace, idempotent) or ``POST`` (append) ``.../tags``."""
     body = _json({"tags": check_tags(tags)})
-    path = _session_path(scope, session_id) + "/tags"
     if replace:
-        return Request("PUT", path, body=body)
-    return Request("POST", path, body=body, idempotent=False)
+        return _about("PUT", scope, session_id, "/tags", body=body)
+    return _about("POST", scope, session_id, "/tags", body=body, idempotent=False)
 
 
 def list_attachments(scope: Scope, session_id: str) -> Request:
     """Build ``GET .../sessions/{devin_id}/attachments``."""
-    return Request("GET", _session_path(scope, session_id) + "/attachments")
+    return _about("GET", scope, session_id, "/attachments")
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -488,6 +505,23 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if not math.isfinite(seconds) or seconds < 0:
         return None
     return seconds
+
+
+def retry_after_of(headers: Mapping[str, str], now: float) -> float | None:
+    """Return the wait a response asks for, seconds from ``now`` (Unix seconds), or None.
+
+    ``retry-after-ms`` (milliseconds, sent by some gateways and read by the official
+    SDKs) comes before ``Retry-After``; a value that does not parse counts as absent.
+    """
+    millis = headers.get("retry-after-ms")
+    if millis is not None:
+        try:
+            seconds = float(millis) / 1000
+        except ValueError:
+            seconds = math.nan
+        if math.isfinite(seconds) and seconds >= 0:
+            return seconds
+    return parse_retry_after(headers.get("retry-after"), now)
 
 
 def request_id_of(headers: Mapping[str, str]) -> str | None:
@@ -587,14 +621,32 @@ def _scrub(value: object, secrets: Sequence[str]) -> object:
     return value
 
 
+def decode(
+    request: Request,
+    response: Response,
+    base_url: str,
+    load: Callable[[bytes], Any] = _convert.loads,
+) -> Any:
+    """Return a 2xx response's body ``load``ed, or raise the error the response means.
+
+    Raises:
+        APIStatusError: the status is not 2xx (the subclass its status names).
+        ResponseValidationError: ``load`` refused a 2xx body.
+    """
+    if 200 <= response.status < 300:
+        return load(response.body)
+    raise status_error(request, response, base_url + request.path)
+
+
 def status_error(
     request: Request, response: Response, url: str, now: float | None = None
 ) -> APIStatusError:
     """Build the exception for a non-2xx response; ``now`` is Unix seconds (default: now).
 
-    A server may echo the request back in its error (FastAPI's 422 ``input``): session
-    secret values the request carried are replaced by ``REDACTED`` in the body kept and
-    in the message.
+    The server's requested wait is parsed here, once, onto ``retry_after``. A server
+    may echo the request back in its error (FastAPI's 422 ``input``): session secret
+    values the request carried are replaced by ``REDACTED`` in the body kept and in the
+    message.
     """
     if now is None:
         now = time.time()
@@ -607,6 +659,7 @@ def status_error(
     message = f"{request.method} {request.path} -> HTTP {status}"
     if summary:
         message += f": {summary[:_MESSAGE_DETAIL]}"
+    retry_after = retry_after_of(response.headers, now)
     info: StatusInfo = {
         "status_code": status,
         "body": body,
@@ -616,11 +669,8 @@ def status_error(
         "url": url,
     }
     if status == 422:
-        return UnprocessableEntityError(message, errors=errors, **info)
-    if status == 429:
-        retry_after = parse_retry_after(response.headers.get("retry-after"), now)
-        return RateLimitError(message, retry_after=retry_after, **info)
+        return UnprocessableEntityError(message, errors=errors, retry_after=retry_after, **info)
     cls = _STATUS_ERRORS.get(status)
     if cls is None:
         cls = InternalServerError if status >= 500 else APIStatusError
-    return cls(message, **info)
+    return cls(message, retry_after=retry_after, **info)

@@ -11,16 +11,16 @@ again: a second attempt could start a second Devin session (the v3 API documents
 idempotency key: https://docs.devin.ai/api-reference/v3/sessions/post-organizations-sessions.md).
 
 Backoff is exponential with full jitter, capped; a ``Retry-After`` raises the delay up
-to ``max_retry_after``, beyond which the 429 is raised at once with ``retry_after`` set.
-The success path never enters tenacity: its retry loop costs ~14 us and builds reference
-cycles, so it is only started after a first failure.
+to ``max_retry_after``, beyond which the error is raised at once with ``retry_after`` set.
+The success path never enters tenacity (its loop costs time and builds reference
+cycles): the caller makes the first attempt and calls ``retry_after_failure`` only if it
+failed (``_pipeline.Sender.call``).
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import time
 from collections.abc import Awaitable, Callable
 from typing import Literal, TypeVar
 
@@ -32,17 +32,14 @@ from ._errors import (
     APIStatusError,
     APITimeoutError,
     DevinError,
-    RateLimitError,
     ResponseValidationError,
 )
-from ._protocol import parse_retry_after
 
 __all__ = [
     "CreateFailure",
     "OnRetry",
     "RetryPolicy",
     "call_exactly_once",
-    "call_with_retries",
     "create_failure",
     "is_transient",
     "may_have_acted",
@@ -99,11 +96,7 @@ def is_transient(exc: BaseException) -> bool:
 
 def server_delay(exc: BaseException) -> float | None:
     """Return the wait the server asked for (Retry-After), in seconds, if any."""
-    if isinstance(exc, RateLimitError):
-        return exc.retry_after
-    if isinstance(exc, APIStatusError):
-        return parse_retry_after(exc.headers.get("retry-after"), time.time())
-    return None
+    return exc.retry_after if isinstance(exc, APIStatusError) else None
 
 
 class _Wait(_t.wait.wait_base):
@@ -122,34 +115,6 @@ class _Wait(_t.wait.wait_base):
         return max(delay, floor or 0.0)
 
 
-async def call_with_retries(
-    fn: Callable[[], Awaitable[T]],
-    *,
-    idempotent: bool,
-    policy: RetryPolicy,
-    sleep: Sleep,
-    what: str,
-    on_retry: OnRetry | None = None,
-) -> T:
-    """Await ``fn()`` and retry it per the policy table; raise the last error.
-
-    Args:
-        fn: makes one attempt; raises a DevinError on failure.
-        idempotent: whether repeating the request is harmless.
-        policy: attempt, delay and time bounds.
-        sleep: the coroutine to wait with (injected for tests).
-        what: a short label for log lines, e.g. "GET /v3/.../sessions/devin-1".
-        on_retry: told of each retry before it sleeps; without it, a DEBUG line.
-    """
-    try:
-        return await fn()
-    except (APIStatusError, APIConnectionError) as exc:
-        first = exc
-    return await retry_after_failure(
-        first, fn, idempotent=idempotent, policy=policy, sleep=sleep, what=what, on_retry=on_retry
-    )
-
-
 async def retry_after_failure(
     first: APIStatusError | APIConnectionError,
     fn: Callable[[], Awaitable[T]],
@@ -160,12 +125,20 @@ async def retry_after_failure(
     what: str,
     on_retry: OnRetry | None = None,
 ) -> T:
-    """Continue ``call_with_retries`` after its first attempt failed with ``first``.
+    """Retry ``fn()`` per the policy table, its first attempt having failed with ``first``.
 
-    For callers that make the first attempt themselves, so that a call that succeeds
-    at once costs no closure, label or retry machinery. ``first`` counts as attempt 1
-    for the policy's attempt and delay rules; it is raised at once if it may not be
-    retried.
+    The caller makes the first attempt itself, so that a call that succeeds at once
+    costs no closure, label or retry machinery. ``first`` counts as attempt 1 for the
+    policy's attempt and delay rules; it is raised at once if it may not be retried.
+
+    Args:
+        first: the failure of the first attempt.
+        fn: makes one attempt; raises a DevinError on failure.
+        idempotent: whether repeating the request is harmless.
+        policy: attempt, delay and time bounds.
+        sleep: the coroutine to wait with (injected for tests).
+        what: a short label for log lines, e.g. "GET /v3/.../sessions/devin-1".
+        on_retry: told of each retry before it sleeps; without it, a DEBUG line.
     """
     if not _should_retry(first, idempotent, policy) or policy.max_retries <= 0:
         raise first
@@ -243,8 +216,8 @@ def create_failure(exc: BaseException) -> CreateFailure:
       up over a grace window and never sent again.
     - ``answered``: the server answered 408, 500, 502 or 503. It may have acted; it is
       looked up once, then sent again if it did not land.
-    - ``final``: anything else (4xx, or a failure ``call_with_retries`` already retried
-      because the server cannot have acted on it): raised as it is.
+    - ``final``: anything else (4xx, or a failure the request's own retries already
+      covered because the server cannot have acted on it): raised as it is.
     """
     if isinstance(exc, ResponseValidationError):
         return "unanswered"
@@ -291,7 +264,7 @@ async def call_exactly_once(
     """Await a non-idempotent ``send()`` so that its effect happens once, if at all.
 
     ``send`` makes one request, retried by itself only where the server cannot have
-    acted (``call_with_retries``), and deals with an unanswered request itself (it never
+    acted (``retry_after_failure``), and deals with an unanswered request itself (it never
     sends again after one). What is left is an *answered* failure that may have taken
     effect (``create_failure`` says "answered"): then ``lookup(failure)`` asks the server
     whether the earlier attempt landed, and its result is returned if so; only when it

@@ -58,12 +58,16 @@ __all__ = [
     "FakeDevinServer",
     "FakeSession",
     "FaultKind",
+    "MockTransport",
     "Quirks",
     "RecordedRequest",
     "Step",
     "StepLike",
+    "mock_response",
     "timeline",
 ]
+
+from ._mocking import MockTransport, mock_response
 
 REDACTED = "**********"
 """What the server shows instead of a session secret value."""

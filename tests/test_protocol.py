@@ -289,7 +289,8 @@ def test_scope_sessions_path(org_id: str | None, path: str) -> None:
 )
 def test_get_session_request(org_id: str | None, session_id: str, path: str) -> None:
     request = get_session(Scope(org_id), session_id)
-    assert request == Request("GET", path, query=(), body=None, idempotent=True)
+    expected = Request("GET", path, query=(), body=None, idempotent=True, session_id="devin-abc")
+    assert request == expected
 
 
 def test_get_session_rejects_unsafe_id_before_building() -> None:
@@ -908,6 +909,7 @@ def test_org_only_requests(
         query=query,
         body=None,
         idempotent=True,  # stopping or archiving twice is stopping or archiving once
+        session_id="devin-abc",
     )
     with pytest.raises(ConfigurationError, match="needs an org_id"):
         build(ENTERPRISE)

@@ -6,7 +6,7 @@ import asyncio
 import email.utils
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import pytest
 from multidict import CIMultiDict
@@ -18,16 +18,19 @@ from devin_async._errors import (
     RateLimitError,
     ResponseValidationError,
 )
+from devin_async._events import Hooks
+from devin_async._limits import Governor
+from devin_async._pipeline import Sender
 from devin_async._protocol import Request, Response, status_error
 from devin_async._retry import (
     RetryPolicy,
     call_exactly_once,
-    call_with_retries,
     create_failure,
     poll_delay,
     retry_reason,
     server_delay,
 )
+from devin_async.testing import MockTransport, mock_response
 
 URL = "https://api.devin.ai/v3/organizations/org-1/sessions"
 
@@ -130,7 +133,33 @@ def test_server_delay(exc: BaseException, expected: float | None) -> None:
     assert server_delay(exc) == expected
 
 
-# ------------------------------------------------------------------ call_with_retries
+# ------------------------------------------------------------------ a request's retries
+
+
+async def call_with_retries(
+    fn: Callable[[], Awaitable[object]],
+    *,
+    idempotent: bool,
+    policy: RetryPolicy,
+    sleep: Callable[[float], Awaitable[None]],
+    what: str,
+) -> object:
+    """Send one request as a client does, each attempt answered by ``fn`` (or its error)."""
+
+    async def answer(request: Request) -> Response:
+        return mock_response(json=await fn())
+
+    sender = Sender(
+        MockTransport(answer),
+        URL,
+        governor=Governor(sleep=sleep),
+        hooks=Hooks(()),
+        policy=policy,
+        sleep=sleep,
+        clock=lambda: 0.0,
+    )
+    method, path = what.split(" ", 1)
+    return await sender.call(Request(method, path, idempotent=idempotent))
 
 
 class Script:
@@ -164,8 +193,9 @@ POLICY = RetryPolicy(max_retries=3, backoff_base=0.5, backoff_max=2.0, max_retry
 async def run(
     script: Script, sleeps: Sleeps, *, idempotent: bool = True, policy: RetryPolicy = POLICY
 ) -> object:
+    what = "GET /v3/x" if idempotent else "POST /v3/x"
     return await call_with_retries(
-        script, idempotent=idempotent, policy=policy, sleep=sleeps, what="GET /v3/x"
+        script, idempotent=idempotent, policy=policy, sleep=sleeps, what=what
     )
 
 
@@ -355,9 +385,10 @@ async def test_retries_are_logged_without_secrets(caplog: pytest.LogCaptureFixtu
     with caplog.at_level(logging.DEBUG, logger="devin_async"):
         await run(script, sleeps)
     messages = [r.getMessage() for r in caplog.records if r.name == "devin_async"]
-    assert len(messages) == 1
-    assert "retrying GET /v3/x" in messages[0]
-    assert "HTTP 503" in messages[0]
+    retries = [m for m in messages if m.startswith("retrying")]
+    assert retries == [retries[0]]
+    assert "retrying GET /v3/x" in retries[0]
+    assert "HTTP 503" in retries[0]
 
 
 # ------------------------------------------------------------------ poll_delay

@@ -51,6 +51,7 @@ from ._models import (
     WaitState,
 )
 from ._paging import Pager
+from ._protocol import Request, Response, Transport
 from ._version import __version__
 from ._waiting import (
     Predicate,
@@ -93,7 +94,9 @@ __all__ = [
     "PullRequest",
     "RateLimitError",
     "RateLimitPaused",
+    "Request",
     "RequestSent",
+    "Response",
     "ResponseReceived",
     "ResponseValidationError",
     "RetryScheduled",
@@ -109,6 +112,7 @@ __all__ = [
     "SessionWaits",
     "SessionWatch",
     "StatusDetail",
+    "Transport",
     "UnprocessableEntityError",
     "ValidationDetail",
     "WaitFinished",

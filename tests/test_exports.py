@@ -19,6 +19,11 @@ PUBLIC_MODULES: dict[str, set[str]] = {
     "devin_async._events": {"Hooks"},  # the client's dispatcher
     "devin_async._errors": {"StatusInfo"},  # typing helper for the constructors' **kwargs
     "devin_async._models": set(),
+    "devin_async._protocol": {  # request building and decoding: only the shapes are public
+        name
+        for name in importlib.import_module("devin_async._protocol").__all__
+        if name not in {"Request", "Response", "Transport"}
+    },
     "devin_async._waiting": {  # the engine and its parts behind every wait
         "LIST_BATCH",
         "Engine",

@@ -151,8 +151,16 @@ def normalize_session_id(session_id: str) -> str:
         ValueError: the id is empty, not a string, or contains characters that do not
             belong in one path segment.
     """
-    if not isinstance(session_id, str):
-        raise TypeError(f"session id must be a str, not {type(session_id).__name__}")
+    if type(session_id) is not str:
+        if not isinstance(session_id, str):
+            raise TypeError(f"session id must be a str, not {type(session_id).__name__}")
+        session_id = str(session_id)  # a subclass could hash or compare as it likes
+    return _normalized(session_id)
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalized(session_id: str) -> str:
+    """``normalize_session_id`` of a plain str: bots and waits ask for the same ids again."""
     if not _ID_RE.fullmatch(session_id) or ".." in session_id:
         raise ValueError(f"invalid session id {session_id!r}")
     if session_id.startswith("devin-"):
@@ -248,7 +256,8 @@ def _about(method: str, scope: Scope, session_id: str, suffix: str = "", **field
 
 def get_session(scope: Scope, session_id: str) -> Request:
     """Build ``GET .../sessions/{devin_id}``."""
-    return _about("GET", scope, session_id)
+    session_id = normalize_session_id(session_id)
+    return Request("GET", f"{scope.sessions_path}/{session_id}", session_id=session_id)
 
 
 def encode_query(params: Mapping[str, object]) -> tuple[tuple[str, str], ...]:

@@ -1,4 +1,8 @@
-"""The only module that imports aiohttp: send one Request, return one Response.
+"""The aiohttp transport: send one Request, return one Response.
+
+The client's only module that imports aiohttp (the testing kit's server is the other
+one); it implements ``_protocol.Transport``, the seam ``DevinClient(transport=...)``
+replaces.
 
 aiohttp and socket errors are translated here into ``APIConnectionError`` /
 ``APITimeoutError``; ``request_sent`` tells the retry policy whether the server could
@@ -174,10 +178,6 @@ class Transport:
     @property
     def closed(self) -> bool:
         return self._closed
-
-    def url(self, request: Request) -> str:
-        """Return the absolute URL of a request (without its query)."""
-        return self._base_url + request.path
 
     async def _usable_session(self) -> aiohttp.ClientSession:
         """The session to send with, created on first use; else why there is none.

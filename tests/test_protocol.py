@@ -1009,3 +1009,15 @@ def test_status_error_redacts_secret_values_the_request_carried(
     assert str(err).endswith(shown)
     if "**********" in shown:
         assert "hunter22" not in repr(err.body)
+
+
+def test_a_str_subclass_id_is_normalized_as_a_plain_str() -> None:
+    class Loud(str):
+        def __hash__(self) -> int:
+            raise AssertionError("the id's own hash must not be used")
+
+    normalized = normalize_session_id(Loud("abc"))
+    assert normalized == "devin-abc"
+    assert type(normalized) is str
+    with pytest.raises(ValueError, match="invalid session id"):
+        normalize_session_id(Loud("a/b"))

@@ -128,10 +128,6 @@ async def test_timeout_is_always_explicit(mock_http: aioresponses, transport: Tr
     assert call.kwargs["timeout"].total == 10.0
 
 
-def test_url_joins_base_and_path() -> None:
-    assert Transport(BASE, HEADERS, 1.0).url(GET) == BASE + PATH
-
-
 def test_user_agent_names_the_stack() -> None:
     agent = user_agent("1.2.3")
     assert agent.startswith("devin-async/1.2.3 aiohttp/")

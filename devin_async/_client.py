@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from . import _convert, _protocol
-from ._create import CREATE_TAG_PREFIX, DEFAULT_GRACE, Creator
+from ._create import CREATE_TAG_PREFIX, DEFAULT_GRACE, Creator, request_of
 from ._errors import ClientClosedError, ConfigurationError
 from ._events import Hook, Hooks
 from ._fanout import SessionResult, create_many
@@ -35,7 +35,7 @@ from ._models import (
 from ._paging import Pager
 from ._pipeline import Sender
 from ._retry import RetryPolicy, Sleep
-from ._settings import Settings, positive
+from ._settings import Configured, Settings, positive
 from ._waiting.calls import WaitCalls, build_engine
 from ._waiting.settle import Predicate, Wait, is_settled
 
@@ -55,13 +55,29 @@ DEFAULT_PAGE_SIZE = 100
 DEFAULT_RECONCILE_INTERVAL = 300.0
 
 
+_NOT_FIELDS = frozenset({"self", "prompt"})
+_NOT_FILTERS = frozenset({"self", "limit", "first", "after"})
+
+
 def _decode_session(body: bytes) -> Session:
     return _convert.structure_session(_convert.loads(body))
 
 
-def _default_transport(
-    settings: Settings, session: aiohttp.ClientSession | None, max_in_flight: int
+def _transport_of(
+    settings: Settings,
+    transport: _protocol.Transport | None,
+    session: aiohttp.ClientSession | None,
+    max_in_flight: int,
 ) -> _protocol.Transport:
+    """The transport given, checked, or else the aiohttp one (imported only then)."""
+    if transport is not None:
+        if session is not None:
+            raise ConfigurationError("pass session= or transport=, not both")
+        if not callable(getattr(transport, "send", None)):
+            raise ConfigurationError(
+                f"transport must have an async send(request) method, not {transport!r}"
+            )
+        return transport
     from ._transport import Transport, user_agent
     from ._version import __version__
 
@@ -75,7 +91,7 @@ def _default_transport(
     )
 
 
-class DevinClient(WaitCalls):
+class DevinClient(Configured, WaitCalls):
     """An async client for the Devin v3 sessions API.
 
     Use it as ``async with DevinClient() as client:`` or call ``await client.aclose()``.
@@ -106,12 +122,10 @@ class DevinClient(WaitCalls):
         create_grace: how long an unanswered create is looked up before
             ``CreateOutcomeUnknownError``, seconds; default the larger of 10 s and
             ``timeout``.
-        wait_strategy: how waits learn of changes. "ids" (the default) reads every
-            waited session each tick (one list request per 200). "watermark" asks
-            which sessions of the org changed since the newest ``updated_at`` seen,
-            so quiet waits cost one request per tick, and reads every waited session
-            by id each ``reconcile_interval``; it pays when the org has few other
-            active sessions (see the README section "Waiting").
+        wait_strategy: how waits learn of changes: "ids" (the default) reads every
+            waited session each tick (one list request per 200); "watermark" asks
+            which of the org's sessions changed since the newest ``updated_at`` seen,
+            and reads them all by id each ``reconcile_interval`` (README, "Waiting").
         reconcile_interval: seconds between reads by id under "watermark".
         hooks: callables told of every event (request sent, response received, retry
             scheduled, rate-limit pause, session changed, wait finished); see
@@ -158,15 +172,7 @@ class DevinClient(WaitCalls):
         policy = RetryPolicy(
             max_retries=_protocol.check_count("max_retries", max_retries, 0, ConfigurationError)
         )
-        if transport is None:
-            transport = _default_transport(settings, session, max_in_flight)
-        elif session is not None:
-            raise ConfigurationError("pass session= or transport=, not both")
-        elif not callable(getattr(transport, "send", None)):
-            raise ConfigurationError(
-                f"transport must have an async send(request) method, not {transport!r}"
-            )
-        self._transport = transport
+        self._transport = transport = _transport_of(settings, transport, session, max_in_flight)
         self._scope = scope = _protocol.Scope(settings.org_id)
         self._hooks = Hooks(hooks)
         governor = Governor(
@@ -215,33 +221,6 @@ class DevinClient(WaitCalls):
         scope = f"org_id={self.org_id!r}" if self.org_id else "scope='enterprise'"
         state = " closed" if self.closed else ""
         return f"<DevinClient base_url={self.base_url!r} {scope}{state}>"
-
-    # ------------------------------------------------------------------ configuration
-
-    @property
-    def org_id(self) -> str | None:
-        """The organization, or None for the enterprise scope."""
-        return self._settings.org_id
-
-    @property
-    def base_url(self) -> str:
-        """The API's base URL, without a trailing slash."""
-        return self._settings.base_url
-
-    @property
-    def timeout(self) -> float:
-        """The per-request timeout, seconds."""
-        return self._settings.timeout
-
-    @property
-    def poll_interval(self) -> float:
-        """The default first delay between the polls of a wait, seconds."""
-        return self._settings.poll_interval
-
-    @property
-    def max_poll_interval(self) -> float:
-        """The default cap on the delay between the polls of a wait, seconds."""
-        return self._settings.max_poll_interval
 
     @property
     def exactly_once_create(self) -> bool:
@@ -341,37 +320,9 @@ class DevinClient(WaitCalls):
                 not appear within the grace window.
             DevinError: the API refused it or could not be reached.
         """
-        fields = {
-            "title": title,
-            "tags": tags,
-            "devin_mode": devin_mode,
-            "advanced_mode": advanced_mode,
-            "attachment_urls": attachment_urls,
-            "bypass_approval": bypass_approval,
-            "child_playbook_id": child_playbook_id,
-            "create_as_user_id": create_as_user_id,
-            "knowledge_ids": knowledge_ids,
-            "max_acu_limit": max_acu_limit,
-            "platform": platform,
-            "playbook_id": playbook_id,
-            "repos": repos,
-            "resumable": resumable,
-            "secret_ids": secret_ids,
-            "session_links": session_links,
-            "session_secrets": session_secrets,
-            "structured_output_required": structured_output_required,
-            "structured_output_schema": structured_output_schema,
-            "idempotency_key": idempotency_key,
-        }
-        if isinstance(prompt, CreateSessionRequest):
-            given = sorted(name for name, value in fields.items() if value is not None)
-            if given:
-                raise ValueError(
-                    f"pass either a CreateSessionRequest or keywords, not both: {given}"
-                )
-            request = prompt
-        else:
-            request = CreateSessionRequest(prompt=prompt, **fields)  # type: ignore[arg-type]
+        # Every keyword, by name: the signature is the one list of the create's fields.
+        fields = {name: value for name, value in locals().items() if name not in _NOT_FIELDS}
+        request = request_of(prompt, fields)
         creator = self._creator
         return await creator.create(creator.prepare(request))
 
@@ -446,24 +397,9 @@ class DevinClient(WaitCalls):
             ValueError: ``first`` out of range, a bare string where a list belongs, or
                 ``org_ids`` on an organization client (before any request).
         """
-        params = _protocol.session_filters(
-            self._scope,
-            session_ids=session_ids,
-            tags=tags,
-            origins=origins,
-            user_ids=user_ids,
-            service_user_ids=service_user_ids,
-            repo_names=repo_names,
-            org_ids=org_ids,
-            playbook_id=playbook_id,
-            schedule_id=schedule_id,
-            category=category,
-            is_archived=is_archived,
-            created_after=created_after,
-            created_before=created_before,
-            updated_after=updated_after,
-            updated_before=updated_before,
-        )
+        # Every filter keyword, by name: the signature is the one list of the filters.
+        filters = {name: value for name, value in locals().items() if name not in _NOT_FILTERS}
+        params = _protocol.session_filters(self._scope, **filters)
         size = _protocol.check_page_size(first)
 
         async def fetch(cursor: str | None) -> Page[Session]:

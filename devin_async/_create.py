@@ -36,6 +36,7 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
 
 import attrs
 
@@ -66,6 +67,7 @@ __all__ = [
     "landed",
     "marker_for",
     "names_marker",
+    "request_of",
 ]
 
 log = logging.getLogger("devin_async")
@@ -83,6 +85,20 @@ MAX_LOOKUP_DELAY = 2.0
 
 PostSession = Callable[[_protocol.Request], Awaitable[Session]]
 ListPage = Callable[[dict[str, object]], Awaitable[Page[Session]]]
+
+
+def request_of(prompt: str | CreateSessionRequest, fields: dict[str, Any]) -> CreateSessionRequest:
+    """Return the create request of ``create_session(prompt, **fields)``.
+
+    Raises:
+        ValueError: a ``CreateSessionRequest`` together with keywords set, or bad fields.
+    """
+    if isinstance(prompt, CreateSessionRequest):
+        given = sorted(name for name, value in fields.items() if value is not None)
+        if given:
+            raise ValueError(f"pass either a CreateSessionRequest or keywords, not both: {given}")
+        return prompt
+    return CreateSessionRequest(prompt=prompt, **fields)
 
 
 def marker_for(idempotency_key: str | None) -> str:

@@ -10,7 +10,7 @@ from . import _protocol
 from ._errors import ConfigurationError
 from ._waiting.settle import WaitOptions
 
-__all__ = ["Settings", "positive"]
+__all__ = ["Configured", "Settings", "positive"]
 
 
 def positive(name: str, value: float) -> float:
@@ -72,3 +72,34 @@ class Settings:
             poll_interval=float(poll_interval),
             max_poll_interval=float(max_poll_interval),
         )
+
+
+class Configured:
+    """The read-only settings of a client (a base class of ``DevinClient``)."""
+
+    _settings: Settings
+
+    @property
+    def org_id(self) -> str | None:
+        """The organization, or None for the enterprise scope."""
+        return self._settings.org_id
+
+    @property
+    def base_url(self) -> str:
+        """The API's base URL, without a trailing slash."""
+        return self._settings.base_url
+
+    @property
+    def timeout(self) -> float:
+        """The per-request timeout, seconds."""
+        return self._settings.timeout
+
+    @property
+    def poll_interval(self) -> float:
+        """The default first delay between the polls of a wait, seconds."""
+        return self._settings.poll_interval
+
+    @property
+    def max_poll_interval(self) -> float:
+        """The default cap on the delay between the polls of a wait, seconds."""
+        return self._settings.max_poll_interval

@@ -45,7 +45,7 @@ from typing import Any, TextIO, TypeVar
 
 import attrs
 
-from . import demo
+from . import _demo as demo
 from ._client import CREATE_TAG_PREFIX, DevinClient
 from ._errors import (
     APIConnectionError,
@@ -60,7 +60,8 @@ from ._errors import (
 from ._models import DevinMode, Message, Session, SessionOrigin
 from ._version import __version__
 from ._waiting import SessionUpdate
-from .testing import _LIST_FILTERS, FakeDevinServer, Step
+from .testing import FakeDevinServer, Step
+from .testing.server import _LIST_FILTERS
 
 __all__ = [
     "EXIT_AUTH",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from devin_async import demo
+from devin_async import _demo as demo
 from devin_async.testing import FakeDevinServer, Step
 
 ROOT = Path(__file__).resolve().parent.parent

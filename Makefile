@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m devin_async._demo
+	$(BIN)/python -m devin_async.demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

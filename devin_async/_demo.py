@@ -1,4 +1,4 @@
-"""The demo behind ``make demo``: fan out sessions against the embedded fake server.
+"""The demo behind ``make demo`` and ``devin-async demo``: fan out sessions against the fake.
 
 By default it never touches the network: it starts ``FakeDevinServer`` on 127.0.0.1,
 creates about twenty sessions with varied scripted timelines (most finish, some wait
@@ -6,7 +6,7 @@ for the user, one errors, one suspends), awaits them all concurrently through on
 client, and shows their progress: on a terminal a table of every session (id, status,
 elapsed, title) redrawn in place as they change and settle, otherwise one line per
 session as it settles; then a summary (outcomes, wall time, HTTP requests).
-``devin-async demo`` runs the same thing (``--json`` there prints JSON lines).
+``python -m devin_async.demo`` is ``devin-async demo`` (``--json`` prints JSON lines).
 
 ``--real`` targets the real API instead (needs ``DEVIN_API_KEY`` and ``DEVIN_ORG_ID``)
 and creates only ``--count`` sessions (default 1): real sessions cost ACUs.
@@ -14,7 +14,6 @@ and creates only ``--count`` sessions (default 1): real sessions cost ACUs.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -30,7 +29,6 @@ from typing import Any, Self, TextIO
 import attrs
 
 from ._client import DevinClient
-from ._errors import DevinError
 from ._models import Session
 from .testing import ERRORS, FakeDevinServer, Step
 
@@ -347,23 +345,7 @@ async def run(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse arguments and run the demo."""
-    parser = argparse.ArgumentParser(prog="python -m devin_async.demo", description=__doc__)
-    parser.add_argument("--real", action="store_true", help="use the real Devin API")
-    parser.add_argument("--count", type=int, default=None, help="sessions to start")
-    parser.add_argument("--seed", type=int, default=7, help="seed of the fake timelines")
-    args = parser.parse_args(argv)
-    count = args.count if args.count is not None else (1 if args.real else 20)
-    if count < 1:
-        parser.error("--count must be at least 1")
-    try:
-        return asyncio.run(run(count, real=args.real, seed=args.seed))
-    except DevinError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    """Run ``devin-async demo`` with ``argv`` (default: the process arguments)."""
+    from .cli import main as cli_main
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return cli_main(["demo", *(sys.argv[1:] if argv is None else argv)])

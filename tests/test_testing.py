@@ -861,7 +861,7 @@ async def test_close_ends_handlers_whose_client_hung_up() -> None:
                 "POST", SESSIONS, json={"prompt": "p"}, timeout=aiohttp.ClientTimeout(total=0.05)
             )
         await until(lambda: hung_up(api.server), "the server saw the client hang up")
-        handling = set(api.server._handling)
+        handling = set(api.server._pipeline.handling)
         assert len(handling) == api.server.in_flight == 1
         await asyncio.wait_for(api.server.close(), 5)
         assert all(task.done() for task in handling)

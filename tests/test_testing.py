@@ -1328,3 +1328,13 @@ def test_fake_devin_fixture_serves_a_started_server(
         "asyncio_default_fixture_loop_scope=function",
     )
     result.assert_outcomes(passed=1)
+
+
+def test_the_fake_reads_every_list_filter_the_client_knows() -> None:
+    from devin_async._filters import ARRAY_FILTERS, LIST_FILTERS
+    from devin_async.testing import queries
+
+    arrays = {*queries._ONE_OF, *queries._ANY_OF}
+    scalars = {*queries._SINCE, *queries._UNTIL, *queries._EQUAL, "is_archived"}
+    assert arrays == ARRAY_FILTERS
+    assert arrays | scalars == LIST_FILTERS

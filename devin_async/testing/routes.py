@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +10,7 @@ from aiohttp import web
 
 from .queries import _paginate, _Query, _session_filter
 from .quirks import Quirks
-from .sessions import FakeSession, _session_json
+from .sessions import FakeSession, _session_json, _wall_seconds
 from .timelines import Step, _steps
 from .validation import (
     _CREATE_FIELDS,
@@ -87,7 +86,7 @@ class _Routes:
         seq = len(self._server.sessions) + 1
         digest = hashlib.sha256(f"{self._server._seed}:{seq}".encode()).hexdigest()[:32]
         shown = _redact(body)
-        now = int(time.time())
+        now = _wall_seconds()
         session = FakeSession(
             session_id=f"devin-{digest}",
             seq=seq,

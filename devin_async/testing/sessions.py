@@ -16,6 +16,11 @@ __all__ = ["FakeSession", "RecordedRequest"]
 _JSONObject = dict[str, Any]
 
 
+def _wall_seconds() -> int:
+    """Return the Unix time in whole seconds: every timestamp the fake shows reads it here."""
+    return int(time.time())
+
+
 @attrs.frozen
 class RecordedRequest:
     """One request as the server received it (the Authorization value is never kept)."""
@@ -87,7 +92,7 @@ class FakeSession:
         self.step_index, self.reads_in_step, self.entered_at = index, 0, time.monotonic()
         self.status, self.status_detail = step.status, step.status_detail
         self.acus_consumed = round(self.acus_consumed + 0.25, 2)
-        self.updated_at = int(time.time())
+        self.updated_at = _wall_seconds()
         if step.message is not None:
             self._add_message("devin", step.message)
         if step.structured_output is not None:
@@ -138,13 +143,13 @@ class FakeSession:
         event_id = f"event-{self.session_id.removeprefix('devin-')[:8]}-{number:04d}"
         self.messages.append(
             {
-                "created_at": int(time.time()),
+                "created_at": _wall_seconds(),
                 "event_id": event_id,
                 "message": text,
                 "source": source,
             }
         )
-        self.updated_at = int(time.time())
+        self.updated_at = _wall_seconds()
 
     def _add_attachment(self, url: str) -> None:
         """Record a user attachment given by ``url``."""

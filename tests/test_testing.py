@@ -769,7 +769,12 @@ async def test_invalid_fault_rules_are_rejected(server: FakeDevinServer) -> None
         server.inject("status", route="get_sesion")
     with pytest.raises(ValueError, match="unknown fault kind"):
         server.inject("explode")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="when must be"):
+        server.inject("status", when="during")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="probability"):
+        server.inject("status", rate=1.5)
     assert "enterprise_list_sessions" in server.route_names
+    assert server.count() == 0
 
 
 async def test_slow_fault_delays_the_answer(api: Api) -> None:

@@ -155,8 +155,8 @@ class FakeDevinServer:
             raise RuntimeError("FakeDevinServer is already started")
         # A short shutdown timeout keeps close() fast even while slow (fault-injected)
         # handlers are still sleeping; close() ends those whose client hung up.
-        # Request lines up to 16 KiB, like common API front ends (aiohttp's default is
-        # 8 KiB): a list call with 200 session_ids needs about 10 KiB.
+        # Request lines up to 16 KiB, like common API front ends: a list call with 200
+        # session_ids needs about 10 KiB.
         runner = web.AppRunner(
             self._app,
             access_log=None,

@@ -122,12 +122,13 @@ _converter.register_structure_hook_factory(_is_array, _array_hook)
 # ------------------------------------------------------------------ response models
 #
 # Why generated code: cattrs' own structure functions call one hook per field and per
-# array item, and each hook re-checks types through a closure; a SessionResponse took
-# ~11 us against pydantic's ~4 us (benchmarks/bench_decode.py). For the response models
-# one flat function per class is generated here from its attrs fields instead, with the
-# same strict JSON rules inlined, and registered on the converter as that class's hook:
-# ``_converter.structure`` still dispatches to it, nested classes are looked up through
-# the converter, and any type the generator does not know is delegated to cattrs.
+# array item, and each hook re-checks types through a closure, which made structuring a
+# SessionResponse much slower than pydantic (benchmarks/bench_decode.py). For the
+# response models one flat function per class is generated here from its attrs fields
+# instead, with the same strict JSON rules inlined, and registered on the converter as
+# that class's hook: ``_converter.structure`` still dispatches to it, nested classes are
+# looked up through the converter, and any type the generator does not know is
+# delegated to cattrs.
 #
 # The rules, as in the hooks above: str, int (never bool), float (int accepted, never
 # bool), bool; ``X | None``; ``tuple[X, ...]`` from a JSON array only; open enums
@@ -373,7 +374,7 @@ def _make_structure_fn(tp: Any) -> Callable[[object, object], Any]:
         lines += [f"    if {v} is _MISSING:", f"        {v} = {make}"]
         if check:
             lines += ["    else:", *check]
-    # Positional arguments where attrs allows them: ~40 % cheaper than keywords here.
+    # Positional arguments where attrs allows them: cheaper than keywords.
     args = [f"a_{f.name}" for f in fields if f.init and not f.kw_only]
     args += [f"{f.alias}=a_{f.name}" for f in fields if f.init and f.kw_only]
     call = ", ".join(args)
@@ -440,8 +441,8 @@ _decode_json = json.JSONDecoder().decode
 def loads(body: bytes) -> Any:
     """Decode a JSON body, raising ResponseValidationError when it is not JSON."""
     try:
-        # JSON over HTTP is UTF-8 (RFC 8259 section 8.1): decoding it first is ~15 %
-        # cheaper than json.loads(bytes), which sniffs for UTF-16/32 on every call.
+        # JSON over HTTP is UTF-8 (RFC 8259 section 8.1): decoding it first is cheaper
+        # than json.loads(bytes), which sniffs for UTF-16/32 on every call.
         return _decode_json(body.decode())
     except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError
         pass

@@ -7,8 +7,11 @@ rules (the decisions are the pure functions below; ``Governor`` keeps the state,
 Concurrency
     At most ``max_in_flight`` requests hold a slot at once, client-wide. Waiters are
     served first come, first served; a slot given back is handed straight to the oldest
-    waiter. The default, 64, stays below aiohttp's default connection pool (100), so a
-    request never queues inside aiohttp while its own timeout is already running.
+    waiter. ``DevinClient`` sizes the connection pool of the aiohttp session it creates
+    to ``max_in_flight`` (``TCPConnector(limit=max_in_flight)``), so every slot holder
+    finds a connection and no request queues inside aiohttp while its own timeout is
+    already running. A borrowed session keeps its own pool: if that is smaller than
+    ``max_in_flight``, requests can wait for a connection inside aiohttp, on their timeout.
 
 Rate (virtual scheduling, GCRA)
     A slot holder (the slot comes first, so at most ``max_in_flight`` reservations are

@@ -33,9 +33,12 @@ class Pager(Generic[T]):
 
     ``async for item in pager`` fetches a page only when the previous one is used up,
     and stops after ``limit`` items when one is set. ``pages()`` yields whole pages.
-    A server that hands back a cursor it already gave, or ``EMPTY_PAGE_LIMIT`` empty
-    pages in a row that each promise more, raises ``ResponseValidationError`` instead of
-    being read forever.
+    Each page is yielded before its cursor is checked, and ``ResponseValidationError``
+    ends the iteration instead of reading forever when a page promises more with a cursor
+    the pager has already followed (the ``after`` it started from does not count, so a
+    server echoing it is asked once more), or at the ``EMPTY_PAGE_LIMIT``-th empty page in
+    a row that promises more. The items of the page that carries the repeated cursor have
+    been yielded by then, and may repeat earlier ones.
 
     Args:
         fetch: fetches the page after a cursor (None for the first page).
@@ -55,8 +58,9 @@ class Pager(Generic[T]):
         """Yield the pages one by one, following ``end_cursor`` to the end.
 
         Raises:
-            ResponseValidationError: the server returned a cursor it had already returned,
-                or ``EMPTY_PAGE_LIMIT`` empty pages in a row that each promised more.
+            ResponseValidationError: after yielding a page that promises more with a cursor
+                already followed in this iteration, or the ``EMPTY_PAGE_LIMIT``-th empty page
+                in a row that promises more.
         """
         after = self._after
         seen: set[str] = set()

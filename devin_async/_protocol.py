@@ -40,6 +40,7 @@ from ._errors import (
     UnprocessableEntityError,
     ValidationDetail,
 )
+from ._filters import ARRAY_FILTERS
 from ._models import CreateSessionRequest
 
 __all__ = [
@@ -127,7 +128,7 @@ class Scope:
     """Where session paths live: one organization, or the enterprise (``org_id`` None)."""
 
     org_id: str | None
-    # Computed once (it was a property): every request path starts with it.
+    # Computed once: every request path starts with it.
     sessions_path: str = attrs.field(init=False, repr=False, eq=False)
 
     @sessions_path.default
@@ -372,9 +373,6 @@ def check_strings(name: str, values: Iterable[str]) -> list[str]:
     return items
 
 
-_LIST_FILTERS = frozenset(
-    {"session_ids", "tags", "origins", "user_ids", "service_user_ids", "repo_names", "org_ids"}
-)
 _TIME_FILTERS = frozenset({"created_after", "created_before", "updated_after", "updated_before"})
 
 
@@ -403,7 +401,7 @@ def session_filters(scope: Scope | None = None, **filters: object) -> dict[str, 
         if name == "session_ids":
             ids = check_strings(name, value)  # type: ignore[arg-type]
             params[name] = [normalize_session_id(i) for i in ids]
-        elif name in _LIST_FILTERS:
+        elif name in ARRAY_FILTERS:
             params[name] = check_strings(name, value)  # type: ignore[arg-type]
         elif name in _TIME_FILTERS:
             if isinstance(value, bool) or not isinstance(value, int):

@@ -39,8 +39,8 @@ from ._protocol import Request, Response
 
 __all__ = ["MAX_RESPONSE_BYTES", "Transport", "user_agent"]
 
-# A list page of 200 full sessions is ~250 KB; 16 MiB leaves ample room for large
-# structured outputs while still bounding what one response can make us hold.
+# Far above a list page of 200 full sessions, with room for large structured outputs,
+# while still bounding what one response can make us hold.
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 # How much of a foreign error's message ours quotes (a parser's can quote a whole line).
 _DESCRIPTION = 300

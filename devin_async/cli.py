@@ -41,11 +41,10 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import attrs
 
-from . import demo
 from ._client import CREATE_TAG_PREFIX, DevinClient
 from ._errors import (
     APIConnectionError,
@@ -57,10 +56,13 @@ from ._errors import (
     PermissionDeniedError,
     RateLimitError,
 )
+from ._filters import LIST_FILTERS
 from ._models import DevinMode, Message, Session, SessionOrigin
 from ._version import __version__
 from ._waiting import SessionUpdate
-from .testing import _LIST_FILTERS, FakeDevinServer, Step
+
+if TYPE_CHECKING:
+    from .testing import Step
 
 __all__ = [
     "EXIT_AUTH",
@@ -281,6 +283,8 @@ _ERRORS: tuple[tuple[type[BaseException], int, str], ...] = (
 
 def fake_timeline(number: int) -> list[Step]:
     """Return the scripted timeline of the ``fake-server`` 's session ``number``: ~5 s."""
+    from .testing import Step
+
     return [
         Step("claimed", seconds=1.0),
         Step("running", "working", seconds=2.0, message="Looking at the repository."),
@@ -603,6 +607,8 @@ async def serve_fake(
 
     ``options`` are more ``FakeDevinServer`` keywords, e.g. ``{"random_429": 0.1}``.
     """
+    from .testing import FakeDevinServer
+
     counter = iter(range(1, sys.maxsize))
     options = dict(options or {})
     server = FakeDevinServer(api_key=FAKE_API_KEY, org_id=org_id, port=port, **options)
@@ -646,7 +652,9 @@ async def _fake_server(args: argparse.Namespace) -> int:
 
 
 async def _demo(args: argparse.Namespace) -> int:
-    return await demo.run(
+    from . import _demo
+
+    return await _demo.run(
         args.count if args.count is not None else (1 if args.real else 20),
         real=args.real,
         seed=args.seed,
@@ -817,7 +825,7 @@ def build_parser() -> argparse.ArgumentParser:
     behave.add_argument(
         "--ignore-filter",
         action="append",
-        choices=sorted(_LIST_FILTERS),
+        choices=sorted(LIST_FILTERS),
         metavar="NAME",
         help="ignore the list filter NAME, e.g. tags (repeatable)",
     )

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Coroutine, Iterator
@@ -878,3 +879,17 @@ async def test_process_ctrl_c_exits_130_without_a_traceback() -> None:
         _, err = await asyncio.wait_for(process.communicate(), 10)
     assert process.returncode == 130
     assert "Traceback" not in err.decode()
+
+
+def test_importing_the_cli_loads_neither_the_testing_kit_nor_aiohttp_web() -> None:
+    # The fake and aiohttp.web are imported by the fake-server and demo commands only.
+    code = (
+        "import json, sys, devin_async.cli\n"
+        "print(json.dumps(sorted(name for name in sys.modules if name.startswith(\n"
+        "    ('devin_async.testing', 'devin_async._demo', 'aiohttp.web', 'devin_async.cli')))))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == ["devin_async.cli"]

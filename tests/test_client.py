@@ -44,7 +44,6 @@ from devin_async import (
     UnprocessableEntityError,
     await_session,
     is_settled_or_awaiting_approval,
-    testing,
 )
 from devin_async.testing import (
     ERRORS,
@@ -57,6 +56,7 @@ from devin_async.testing import (
     FaultKind,
     Step,
 )
+from devin_async.testing import sessions as fake_sessions
 
 KEY = "cog_test_key_0123456789"
 
@@ -896,7 +896,7 @@ def lagging(
     """
     server.message_lag_reads = 2
     wall = SimpleNamespace(time=lambda: WALL_EPOCH + sleep.now, monotonic=time.monotonic)
-    monkeypatch.setattr(testing, "time", wall)
+    monkeypatch.setattr(fake_sessions, "time", wall)
     return server
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from devin_async import demo
+from devin_async import _demo
 from devin_async.testing import FakeDevinServer, Step
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 async def test_demo_settles_every_session_and_prints_a_summary(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert await demo.run(count=10, seed=3) == 0
+    assert await _demo.run(count=10, seed=3) == 0
     out = capsys.readouterr().out
     assert "settled: 10 sessions" in out
     assert "error" in out  # session #4 is scripted to error
@@ -31,7 +31,7 @@ async def test_demo_real_mode_without_a_key_never_touches_the_network(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("DEVIN_API_KEY", raising=False)
-    assert await demo.run(count=1, real=True) == 2
+    assert await _demo.run(count=1, real=True) == 2
     assert "DEVIN_API_KEY" in capsys.readouterr().err
 
 
@@ -40,7 +40,7 @@ async def test_demo_live_table_redraws_in_place(
 ) -> None:
     monkeypatch.setenv("COLUMNS", "120")  # the size of the terminal we pretend to draw on
     monkeypatch.setenv("LINES", "40")
-    assert await demo.run(count=4, seed=3, live=True) == 0
+    assert await _demo.run(count=4, seed=3, live=True) == 0
     out = capsys.readouterr().out
     assert "\x1b[2KSESSION" in out
     assert "\x1b[6A\r" in out  # header, 4 rows and the count line are redrawn in place
@@ -50,7 +50,7 @@ async def test_demo_live_table_redraws_in_place(
 
 
 async def test_demo_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
-    assert await demo.run(count=3, seed=3, json_lines=True) == 0
+    assert await _demo.run(count=3, seed=3, json_lines=True) == 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [e["event"] for e in events] == ["settled", "settled", "settled", "summary"]
     assert all(e["session"]["session_id"].startswith("devin-") for e in events[:3])
@@ -59,37 +59,37 @@ async def test_demo_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
     assert events[-1]["http_requests"] > 3
 
 
-def rows(*settled: float | None) -> list[demo.Row]:
+def rows(*settled: float | None) -> list[_demo.Row]:
     return [
-        demo.Row(f"devin-{i:032x}", f"Task {i}", started=10.0, state="running/working", settled=s)
+        _demo.Row(f"devin-{i:032x}", f"Task {i}", started=10.0, state="running/working", settled=s)
         for i, s in enumerate(settled)
     ]
 
 
 def test_render_row_freezes_elapsed_once_settled() -> None:
     pending, done = rows(None, 12.5)
-    assert demo.render_row(pending, now=20.0) == (
+    assert _demo.render_row(pending, now=20.0) == (
         f"{pending.session_id[:18]}  {'running/working':<26}   10.0s  Task 0"
     )
-    assert demo.render_row(done, now=99.0).endswith("    2.5s  Task 1")
+    assert _demo.render_row(done, now=99.0).endswith("    2.5s  Task 1")
 
 
 def test_render_frame_has_a_header_rows_and_a_count() -> None:
-    lines = demo.render_frame(rows(None, 12.0, None), now=15.0)
+    lines = _demo.render_frame(rows(None, 12.0, None), now=15.0)
     assert lines[0].split() == ["SESSION", "STATUS", "ELAPSED", "TITLE"]
     assert [line.split()[-1] for line in lines[1:4]] == ["0", "1", "2"]
     assert lines[-1] == "1/3 settled"
 
 
 def test_render_frame_cuts_lines_to_the_width() -> None:
-    lines = demo.render_frame(rows(None), now=15.0, width=30)
+    lines = _demo.render_frame(rows(None), now=15.0, width=30)
     assert all(len(line) <= 30 for line in lines)
     assert lines[1].endswith("…")
 
 
 def test_render_frame_keeps_pending_rows_when_the_terminal_is_short() -> None:
     table = rows(11.0, None, 11.0, None, 11.0, None)
-    lines = demo.render_frame(table, now=15.0, height=6)
+    lines = _demo.render_frame(table, now=15.0, height=6)
     assert len(lines) <= 6
     assert [line.split()[-1] for line in lines[1:3]] == ["1", "3"]  # pending first, in order
     assert lines[-2] == "... and 4 more"
@@ -97,8 +97,8 @@ def test_render_frame_keeps_pending_rows_when_the_terminal_is_short() -> None:
 
 
 def test_redraw_moves_up_over_the_previous_frame_and_clears_the_rest() -> None:
-    assert demo.redraw(["a", "b"], previous=0) == "\x1b[2Ka\n\x1b[2Kb\n\x1b[J"
-    assert demo.redraw(["a"], previous=3) == "\x1b[3A\r\x1b[2Ka\n\x1b[J"
+    assert _demo.redraw(["a", "b"], previous=0) == "\x1b[2Ka\n\x1b[2Kb\n\x1b[J"
+    assert _demo.redraw(["a"], previous=3) == "\x1b[3A\r\x1b[2Ka\n\x1b[J"
 
 
 async def test_demo_real_mode_talks_to_the_configured_api(
@@ -106,7 +106,7 @@ async def test_demo_real_mode_talks_to_the_configured_api(
 ) -> None:
     async with FakeDevinServer(default_timeline=[Step("running", "finished")]) as server:
         monkeypatch.setenv("DEVIN_API_KEY", server.api_key)
-        code = await demo.run(count=1, real=True, org_id=server.org_id, base_url=server.url)
+        code = await _demo.run(count=1, real=True, org_id=server.org_id, base_url=server.url)
         assert code == 0
         assert server.sessions_created == 1
     out = capsys.readouterr().out
@@ -118,13 +118,32 @@ def test_demo_main_real_without_a_key(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("DEVIN_API_KEY", raising=False)
-    assert demo.main(["--real"]) == 2
+    assert _demo.main(["--real"]) == 2
     assert "DEVIN_API_KEY" in capsys.readouterr().err
 
 
 def test_demo_rejects_a_bad_count() -> None:
-    with pytest.raises(SystemExit):
-        demo.main(["--count", "0"])
+    with pytest.raises(SystemExit) as exc_info:
+        _demo.main(["--count", "0"])
+    assert exc_info.value.code == 2
+
+
+def test_python_m_demo_takes_the_options_of_the_cli_command() -> None:
+    def help_text(*argv: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", *argv, "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    module = help_text("devin_async.demo")
+    assert module == help_text("devin_async.cli", "demo")
+    for option in ("--count", "--seed", "--real", "--json", "--org-id", "--base-url"):
+        assert option in module
 
 
 @pytest.mark.parametrize(

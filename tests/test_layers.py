@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "devin_async"
 
 # Bottom row first, as in ARCHITECTURE.md.
 LAYERS: list[set[str]] = [
-    {"_errors", "_models", "_events", "_version"},
+    {"_errors", "_models", "_events", "_version", "_filters"},
     {"_convert"},
     {"_protocol"},
     {"_retry", "_limits"},
@@ -20,7 +20,7 @@ LAYERS: list[set[str]] = [
     {"_create", "_paging", "_fanout"},
     {"_waiting"},
     {"_settings", "_client"},
-    {"cli", "testing", "demo", "_demo", "_mocking", "pytest_plugin", "__init__", "__main__"},
+    {"cli", "testing", "demo", "_demo", "pytest_plugin", "__init__", "__main__"},
 ]
 ROW = {name: row for row, names in enumerate(LAYERS) for name in names}
 

@@ -769,7 +769,12 @@ async def test_invalid_fault_rules_are_rejected(server: FakeDevinServer) -> None
         server.inject("status", route="get_sesion")
     with pytest.raises(ValueError, match="unknown fault kind"):
         server.inject("explode")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="when must be"):
+        server.inject("status", when="during")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="probability"):
+        server.inject("status", rate=1.5)
     assert "enterprise_list_sessions" in server.route_names
+    assert server.count() == 0
 
 
 async def test_slow_fault_delays_the_answer(api: Api) -> None:
@@ -861,7 +866,7 @@ async def test_close_ends_handlers_whose_client_hung_up() -> None:
                 "POST", SESSIONS, json={"prompt": "p"}, timeout=aiohttp.ClientTimeout(total=0.05)
             )
         await until(lambda: hung_up(api.server), "the server saw the client hang up")
-        handling = set(api.server._handling)
+        handling = set(api.server._pipeline.handling)
         assert len(handling) == api.server.in_flight == 1
         await asyncio.wait_for(api.server.close(), 5)
         assert all(task.done() for task in handling)
@@ -1328,3 +1333,13 @@ def test_fake_devin_fixture_serves_a_started_server(
         "asyncio_default_fixture_loop_scope=function",
     )
     result.assert_outcomes(passed=1)
+
+
+def test_the_fake_reads_every_list_filter_the_client_knows() -> None:
+    from devin_async._filters import ARRAY_FILTERS, LIST_FILTERS
+    from devin_async.testing import queries
+
+    arrays = {*queries._ONE_OF, *queries._ANY_OF}
+    scalars = {*queries._SINCE, *queries._UNTIL, *queries._EQUAL, "is_archived"}
+    assert arrays == ARRAY_FILTERS
+    assert arrays | scalars == LIST_FILTERS

@@ -15,8 +15,8 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from ._errors import ClientClosedError
-from ._protocol import Request, Response
+from .._errors import ClientClosedError
+from .._protocol import Request, Response
 
 __all__ = ["Handler", "MockTransport", "mock_response"]
 

@@ -16,6 +16,9 @@ the input again, with cattrs' detailed validation for the classes, to name the f
 Every failure is a ``ResponseValidationError`` whose message names the field
 (``created_at: expected integer, got bool``); no cattrs exception leaves this module.
 
+Bodies are parsed by msgspec into plain JSON values (the stdlib takes what msgspec
+refuses); structuring those values is cattrs' job alone.
+
 Error bodies (``{"detail": ...}``, FastAPI's field errors, RFC 9457 problem details) are
 shaped here too, tolerantly: ``error_summary`` never raises.
 """
@@ -32,6 +35,7 @@ from typing import Any, TypeVar, Union, get_args, get_origin
 
 import attrs
 import cattrs
+import msgspec
 from cattrs.errors import AttributeValidationNote, ClassValidationError
 from cattrs.gen import (
     make_dict_structure_fn,
@@ -207,17 +211,13 @@ def _container_of(tp: Any, test: Callable[[Any], bool]) -> Any:
     return tp if test(tp) else inner if inner is not None and test(inner) else None
 
 
-def _passed_as_is(tp: Any) -> Callable[[Iterable[object]], bool]:
-    """Return a test that is True when ``tp`` leaves every one of the values as it is.
+def _exact_items(tp: Any) -> frozenset[type] | None:
+    """Return the classes a container's scalar items are taken in as they are, else None.
 
-    For a scalar that is when each is of its exact classes: one set, no call per value.
+    With them, an array or object is checked with one set of its items' classes rather
+    than a call per item.
     """
-    if _is_free(tp):
-        return lambda values: True
-    if tp not in _SCALARS:
-        return lambda values: False
-    exact = _exact_types(tp)
-    return lambda values: set(map(type, values)) <= exact
+    return _exact_types(tp) if tp in _SCALARS else None
 
 
 def _array_hook(tp: Any) -> Hook:
@@ -225,12 +225,12 @@ def _array_hook(tp: Any) -> Hook:
     nullable = _optional_of(tp) is not None
     item = get_args(_container_of(tp, _is_array))[0]
     structure_item = _converter.get_structure_hook(item)
-    as_is = _passed_as_is(item)
+    exact = _exact_items(item)
 
     def hook(value: object, _: object) -> tuple[Any, ...] | None:
         # Only a JSON array: cattrs would turn "abc" into ("a", "b", "c").
         if type(value) is list:
-            if as_is(value):
+            if exact is not None and set(map(type, value)) <= exact:
                 return tuple(value)
             return tuple([structure_item(v, item) for v in value])
         if value is None and nullable:
@@ -246,13 +246,13 @@ def _object_hook(tp: Any) -> Hook:
     key, item = get_args(_container_of(tp, _is_object))
     structure_key = _converter.get_structure_hook(key)
     structure_item = _converter.get_structure_hook(item)
-    keys_as_is, free = _passed_as_is(key), _is_free(item)
+    exact_keys, free = _exact_items(key), _is_free(item)
 
     def hook(value: object, _: object) -> dict[Any, Any] | None:
         if isinstance(value, dict):
             if not free:
                 return {structure_key(k, key): structure_item(v, item) for k, v in value.items()}
-            if not keys_as_is(value):
+            if exact_keys is None or not set(map(type, value)) <= exact_keys:
                 for k in value:
                     structure_key(k, key)
             return dict(value)
@@ -464,19 +464,20 @@ def _snippet(data: object) -> str:
     return _REPR.repr(data)[:_SNIPPET]
 
 
-_decode_json = json.JSONDecoder().decode
+# msgspec parses JSON faster than the stdlib (benchmarks/bench_decode.py,
+# "bytes -> model") into the same plain values; what it refuses (NaN, a BOM, UTF-16/32,
+# a number out of range) gets whatever the stdlib makes of it.
+_decode_json = msgspec.json.Decoder().decode
 
 
 def loads(body: bytes) -> Any:
     """Decode a JSON body, raising ResponseValidationError when it is not JSON."""
     try:
-        # JSON over HTTP is UTF-8 (RFC 8259 section 8.1): decoding it first is cheaper
-        # than json.loads(bytes), which sniffs for UTF-16/32 on every call.
-        return _decode_json(body.decode())
-    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError
+        return _decode_json(body)
+    except (msgspec.MsgspecError, RecursionError):
         pass
     try:
-        return json.loads(body)  # a BOM or UTF-16/32: whatever the stdlib accepts
+        return json.loads(body)
     except (ValueError, RecursionError) as exc:
         raise ResponseValidationError(
             f"response body is not valid JSON: {exc}", body=_snippet(body)

@@ -416,8 +416,6 @@ def session_filters(scope: Scope | None = None, **filters: object) -> dict[str, 
     return params
 
 
-
-
 def _org_only(scope: Scope, what: str) -> None:
     if scope.org_id is None:
         raise ConfigurationError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from enum import IntEnum, StrEnum
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
@@ -599,8 +600,23 @@ def test_converter_hooks_for_other_types_are_strict(data: object, tp: Any) -> No
     ids=["utf-8-bom", "utf-16", "utf-32"],
 )
 def test_loads_accepts_what_the_stdlib_accepts(body: bytes) -> None:
-    # The fast path decodes UTF-8; anything else falls back to json.loads(bytes).
+    # msgspec takes UTF-8 only; anything else falls back to json.loads(bytes).
     assert loads(body) == {"a": "é"}
+
+
+def test_loads_falls_back_to_the_stdlib_for_what_msgspec_refuses() -> None:
+    # NaN, Infinity and a number out of float range are not JSON, but the stdlib reads them.
+    data = loads(b'{"nan": NaN, "inf": -Infinity, "big": 1e400, "int": 123456789012345678901234}')
+    assert math.isnan(data["nan"])
+    assert data["inf"] == -math.inf
+    assert data["big"] == math.inf
+    assert data["int"] == 123456789012345678901234
+
+
+def test_loads_gives_the_same_values_as_the_stdlib() -> None:
+    document = {"title": "naïve 🚀 \u0000", "n": [-0.5e-7, 2**63, 1.0, 0], "o": {"": None}}
+    body = json.dumps(document).encode()
+    assert loads(body) == json.loads(body)
 
 
 # ------------------------------------------------------------------ tags

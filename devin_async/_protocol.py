@@ -38,7 +38,6 @@ from ._errors import (
     RateLimitError,
     StatusInfo,
     UnprocessableEntityError,
-    ValidationDetail,
 )
 from ._filters import ARRAY_FILTERS
 from ._models import CreateSessionRequest
@@ -544,15 +543,6 @@ _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
 }
 
 
-def _parse_error_body(body: bytes) -> object:
-    return _convert.loads_error_body(body)
-
-
-def _summary(body: object) -> tuple[str, tuple[ValidationDetail, ...]]:
-    """Return a one-line summary and the field errors of an error body (see ``_convert``)."""
-    return _convert.error_summary(body)
-
-
 REDACTED = "**********"
 """What an error shows instead of a session secret value the server echoed back."""
 
@@ -612,11 +602,11 @@ def status_error(
     if now is None:
         now = time.time()
     status = response.status
-    body = _parse_error_body(response.body)
+    body = _convert.loads_error_body(response.body)
     secrets = _secret_values(request.body)
     if secrets:
         body = _scrub(body, secrets)
-    summary, errors = _summary(body)
+    summary, errors = _convert.error_summary(body)
     message = f"{request.method} {request.path} -> HTTP {status}"
     if summary:
         message += f": {summary[:_MESSAGE_DETAIL]}"

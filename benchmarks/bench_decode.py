@@ -5,8 +5,9 @@ Two rows per library:
 - ``dict -> model``: the decoded JSON dict is structured into the model. For devin_async
   that is ``_convert.structure_session(dict)`` (cattrs, strict JSON types, open enums);
   pydantic is ``Model.model_validate(dict)``; msgspec is ``msgspec.convert(dict, Struct)``.
-- ``bytes -> model``: from the response body. devin_async does ``_convert.loads`` (stdlib
-  ``json``) then structures, as ``get_session`` does; pydantic ``model_validate_json``;
+- ``bytes -> model``: from the response body. devin_async does ``_convert.loads`` (msgspec
+  into plain values, the stdlib for what msgspec refuses) then structures, as
+  ``get_session`` does; pydantic ``model_validate_json``;
   msgspec ``msgspec.json.decode(body, type=Struct)``. ``json.loads`` alone is shown for
   reference.
 

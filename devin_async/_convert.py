@@ -1,40 +1,70 @@
 """The one cattrs converter: wire JSON <-> models. Nothing else knows JSON shapes.
 
-Hooks enforce JSON types strictly (a number is never silently turned into a string),
-keep enum values open, and omit unset request fields. Every failure to structure is
-reported as ``ResponseValidationError`` naming the field (``created_at: expected
-integer, got bool``); no cattrs exception leaves this module.
+cattrs generates every structuring and unstructuring function; this module only
+registers hooks on its one converter, and each rule is written once, in its hook:
+
+- JSON scalars are strict: a string is never an integer, a boolean never an integer or
+  a number, and an integer is accepted as a number.
+- ``tuple[X, ...]`` comes from a JSON array only and ``dict[str, X]`` from an object only.
+- Enums are open: in ``E | str`` a known value becomes the member, any other string stays
+  a plain ``str``.
+- Unset request fields are omitted, never sent as null.
+
+Hooks that only check a value return it as is, so the generated functions do one call
+per field. Structuring stops at the first bad value; only then does ``_explain`` walk
+the input again, with cattrs' detailed validation for the classes, to name the field.
+Every failure is a ``ResponseValidationError`` whose message names the field
+(``created_at: expected integer, got bool``); no cattrs exception leaves this module.
+
+Bodies are parsed by msgspec into plain JSON values (the stdlib takes what msgspec
+refuses); structuring those values is cattrs' job alone.
+
+Error bodies (``{"detail": ...}``, FastAPI's field errors, RFC 9457 problem details) are
+shaped here too, tolerantly: ``error_summary`` never raises.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import linecache
 import reprlib
 import types
 from collections.abc import Callable, Iterable, Mapping
 from enum import StrEnum
-from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, TypeVar, Union, get_args, get_origin
 
 import attrs
 import cattrs
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+import msgspec
+from cattrs.errors import AttributeValidationNote, ClassValidationError
+from cattrs.gen import (
+    make_dict_structure_fn,
+    make_dict_structure_fn_from_attrs,
+    make_dict_unstructure_fn,
+    override,
+)
 
-from ._errors import ResponseValidationError
+from ._errors import ResponseValidationError, ValidationDetail
 from ._models import (
     Attachment,
     CreateSessionRequest,
     Message,
     Page,
-    PullRequest,
+    SendMessageRequest,
     Session,
     SessionSecret,
+    TagsRequest,
     WaitState,
 )
 
 __all__ = [
     "dumps_create_request",
+    "dumps_message_request",
+    "dumps_tags_request",
     "dumps_wait_state",
+    "error_summary",
+    "loads",
+    "loads_error_body",
     "loads_wait_state",
     "session_row",
     "session_rows",
@@ -44,29 +74,93 @@ __all__ = [
     "structure_session",
     "structure_session_page",
     "structure_tags",
+    "unstructure",
 ]
 
 T = TypeVar("T")
+Hook = Callable[[Any, Any], Any]
 
 _SNIPPET = 200
 
 _converter = cattrs.Converter(detailed_validation=False, forbid_extra_keys=False)
 
 
-def _strict(kind: type[Any], name: str) -> Callable[[object, object], Any]:
-    def hook(value: object, _: object) -> Any:
-        # bool is a subclass of int; JSON true is never a count or a timestamp.
-        if isinstance(value, kind) and not (kind is not bool and isinstance(value, bool)):
+class _Invalid(Exception):
+    """A value is not of its documented JSON type; ``path`` names the field."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}" if path else reason)
+        self.path = path
+        self.reason = reason
+
+    def under(self, step: str) -> _Invalid:
+        """Return this error as seen from the value that holds it at ``step``.
+
+        ``step`` is a field name or key, an index ``[i]``, or "" (an object's key).
+        """
+        if not step:
+            return self
+        if not self.path:
+            return _Invalid(step, self.reason)
+        joint = "" if self.path.startswith("[") else "."
+        return _Invalid(f"{step}{joint}{self.path}", self.reason)
+
+
+def _bad(expected: str, value: object) -> _Invalid:
+    return _Invalid("", f"expected {expected}, got {type(value).__name__}")
+
+
+def _optional_of(tp: Any) -> Any:
+    """Return X when ``tp`` is ``X | None``, else None."""
+    args = get_args(tp)
+    if get_origin(tp) in (Union, types.UnionType) and len(args) == 2 and type(None) in args:
+        return args[0] if args[1] is type(None) else args[1]
+    return None
+
+
+# ------------------------------------------------------------------ JSON scalars
+
+# What each scalar accepts. bool is a subclass of int, but JSON true is never a count,
+# a timestamp or a number.
+_SCALARS: dict[object, tuple[str, tuple[type, ...]]] = {
+    str: ("string", (str,)),
+    int: ("integer", (int,)),
+    float: ("number", (int, float)),
+    bool: ("boolean", (bool,)),
+}
+
+
+def _is_json(value: object, classes: tuple[type, ...]) -> bool:
+    return isinstance(value, classes) and (bool in classes or not isinstance(value, bool))
+
+
+def _is_scalar(tp: Any) -> bool:
+    """Return True for str, int, float, bool, and each of them ``| None``."""
+    return tp in _SCALARS or _optional_of(tp) in _SCALARS
+
+
+def _exact_types(tp: Any) -> frozenset[type]:
+    """Return the classes a scalar ``tp`` takes as they are, without a closer look."""
+    inner = _optional_of(tp)
+    classes = _SCALARS[tp if inner is None else inner][1]
+    return frozenset(classes if inner is None else (*classes, type(None)))
+
+
+def _scalar_hook(tp: Any) -> Hook:
+    inner = _optional_of(tp)
+    expected, classes = _SCALARS[tp if inner is None else inner]
+    exact = _exact_types(tp)
+
+    def hook(value: object, _: object) -> object:
+        # The exact type first: one set lookup in the common case; subclasses after.
+        if type(value) in exact or _is_json(value, classes):
             return value
-        raise TypeError(f"expected {name}, got {type(value).__name__}")
+        raise _bad(expected, value)
 
     return hook
 
 
-_converter.register_structure_hook(str, _strict(str, "string"))
-_converter.register_structure_hook(int, _strict(int, "integer"))
-_converter.register_structure_hook(float, _strict(int | float, "number"))  # type: ignore[arg-type]
-_converter.register_structure_hook(bool, _strict(bool, "boolean"))
+# ------------------------------------------------------------------ open enums
 
 
 def _open_enum_of(tp: object) -> type[StrEnum] | None:
@@ -78,25 +172,23 @@ def _open_enum_of(tp: object) -> type[StrEnum] | None:
     return enums[0] if len(enums) == 1 and str in args else None
 
 
-def _open_enum_hook(tp: Any) -> Callable[[object, object], Any]:
+def _open_enum_hook(tp: Any) -> Hook:
     enum = _open_enum_of(tp)
     assert enum is not None
-    members = enum._value2member_map_
+    member = enum._value2member_map_.get
     nullable = type(None) in get_args(tp)
 
-    def hook(value: object, _: object) -> Any:
-        if type(value) is str:
-            return members.get(value, value)
+    def hook(value: object, _: object) -> object:
+        if type(value) is str or isinstance(value, str):
+            return member(value, value)
         if value is None and nullable:
             return None
-        raise TypeError(f"expected a {enum.__name__} string, got {type(value).__name__}")
+        raise _bad(f"a {enum.__name__} string", value)
 
     return hook
 
 
-_converter.register_structure_hook_factory(
-    lambda tp: _open_enum_of(tp) is not None, _open_enum_hook
-)
+# ------------------------------------------------------------------ containers
 
 
 def _is_array(tp: object) -> bool:
@@ -104,308 +196,211 @@ def _is_array(tp: object) -> bool:
     return get_origin(tp) is tuple and len(args) == 2 and args[1] is Ellipsis
 
 
-def _array_hook(tp: Any) -> Callable[[object, object], Any]:
-    item = get_args(tp)[0]
-    structure_item = _converter.get_structure_hook(item)
+def _is_object(tp: object) -> bool:
+    return get_origin(tp) is dict and len(get_args(tp)) == 2
 
-    def hook(value: object, _: object) -> Any:
+
+def _is_free(tp: object) -> bool:
+    """Return True for a type any JSON value is (``Any``): nothing to check or convert."""
+    return tp is Any or tp is object
+
+
+def _container_of(tp: Any, test: Callable[[Any], bool]) -> Any:
+    """Return ``tp``, or C for ``tp = C | None``, when ``test`` holds for it; else None."""
+    inner = _optional_of(tp)
+    return tp if test(tp) else inner if inner is not None and test(inner) else None
+
+
+def _exact_items(tp: Any) -> frozenset[type] | None:
+    """Return the classes a container's scalar items are taken in as they are, else None.
+
+    With them, an array or object is checked with one set of its items' classes rather
+    than a call per item.
+    """
+    return _exact_types(tp) if tp in _SCALARS else None
+
+
+def _array_hook(tp: Any) -> Hook:
+    """Structure ``tuple[X, ...]`` (or ``tuple[X, ...] | None``) from a JSON array only."""
+    nullable = _optional_of(tp) is not None
+    item = get_args(_container_of(tp, _is_array))[0]
+    structure_item = _converter.get_structure_hook(item)
+    exact = _exact_items(item)
+
+    def hook(value: object, _: object) -> tuple[Any, ...] | None:
         # Only a JSON array: cattrs would turn "abc" into ("a", "b", "c").
-        if type(value) is not list:
-            raise TypeError(f"expected an array, got {type(value).__name__}")
-        return tuple([structure_item(v, item) for v in value])
+        if type(value) is list:
+            if exact is not None and set(map(type, value)) <= exact:
+                return tuple(value)
+            return tuple([structure_item(v, item) for v in value])
+        if value is None and nullable:
+            return None
+        raise _bad("an array", value)
 
     return hook
 
 
-_converter.register_structure_hook_factory(_is_array, _array_hook)
+def _object_hook(tp: Any) -> Hook:
+    """Structure ``dict[K, V]`` (or ``dict[K, V] | None``) from a JSON object only."""
+    nullable = _optional_of(tp) is not None
+    key, item = get_args(_container_of(tp, _is_object))
+    structure_key = _converter.get_structure_hook(key)
+    structure_item = _converter.get_structure_hook(item)
+    exact_keys, free = _exact_items(key), _is_free(item)
 
-# ------------------------------------------------------------------ response models
-#
-# Why generated code: cattrs' own structure functions call one hook per field and per
-# array item, and each hook re-checks types through a closure, which made structuring a
-# SessionResponse much slower than pydantic (benchmarks/bench_decode.py). For the
-# response models one flat function per class is generated here from its attrs fields
-# instead, with the same strict JSON rules inlined, and registered on the converter as
-# that class's hook: ``_converter.structure`` still dispatches to it, nested classes are
-# looked up through the converter, and any type the generator does not know is
-# delegated to cattrs.
-#
-# The rules, as in the hooks above: str, int (never bool), float (int accepted, never
-# bool), bool; ``X | None``; ``tuple[X, ...]`` from a JSON array only; open enums
-# ``E | str`` (known values become members, others stay plain strings);
-# ``dict[str, X]`` from a JSON object. Missing optional keys take the attrs default;
-# unknown keys are ignored. A new response model joins the loop at the end of this
-# section (nested classes before the classes that hold them).
+    def hook(value: object, _: object) -> dict[Any, Any] | None:
+        if isinstance(value, dict):
+            if not free:
+                return {structure_key(k, key): structure_item(v, item) for k, v in value.items()}
+            if exact_keys is None or not set(map(type, value)) <= exact_keys:
+                for k in value:
+                    structure_key(k, key)
+            return dict(value)
+        if value is None and nullable:
+            return None
+        raise _bad("an object", value)
 
-
-class _Invalid(Exception):
-    """A value is not of its documented JSON type; ``path`` names the field."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}" if path else reason)
-        self.path = path
-        self.reason = reason
-
-    def under(self, prefix: str) -> _Invalid:
-        """Return this error as seen from the object that holds ``prefix``."""
-        return _Invalid(f"{prefix}.{self.path}" if self.path else prefix, self.reason)
+    return hook
 
 
-def _bad(path: str, expected: str, value: object) -> _Invalid:
-    return _Invalid(path, f"expected {expected}, got {type(value).__name__}")
+def _is_nullable(tp: Any) -> bool:
+    """Return True for ``X | None`` where X has no hook of its own that takes None."""
+    inner = _optional_of(tp)
+    return inner is not None and not (inner in _SCALARS or _is_array(inner) or _is_object(inner))
 
 
-def _missing(exc: KeyError) -> _Invalid:
-    return _Invalid(str(exc.args[0]) if exc.args else "", "missing required field")
+def _nullable_hook(tp: Any) -> Hook:
+    inner = _optional_of(tp)
+    structure_inner = _converter.get_structure_hook(inner)
+
+    def hook(value: object, _: object) -> object:
+        return None if value is None else structure_inner(value, inner)
+
+    return hook
 
 
-def _at(path: str, items: Iterable[object], item: object) -> str:
-    """Return ``path[i]`` for the first item of ``items`` that is ``item`` (error path only).
+# ------------------------------------------------------------------ models
 
-    Checks depend only on the object, so the first occurrence is the one that failed.
+
+def _is_model(tp: Any) -> bool:
+    return attrs.has(get_origin(tp) or tp)
+
+
+def _model_hook(tp: Any) -> Hook:
+    """Structure an attrs class (or ``Page[Session]``) with cattrs' generated function.
+
+    cattrs passes a field that has a default as a keyword, behind an ``in`` test; here
+    every field is made required, so cattrs passes each by position (a session costs
+    about half as much). An object that lacks some keys is first filled with the
+    defaults in JSON form, which the field hooks turn back into the attrs defaults
+    (``[]`` into ``()``); one that seems complete is tried as it is first. A JSON value
+    that is not an object fails at its first field. A class with a factory default
+    keeps cattrs' function as cattrs makes it.
     """
-    index = next(i for i, each in enumerate(items) if each is item)
-    return f"{path}[{index}]"
+    cls = get_origin(tp) or tp
+    fields = [a for a in attrs.fields(attrs.resolve_types(cls)) if a.init]
+    if any(isinstance(a.default, attrs.Factory) for a in fields):  # type: ignore[arg-type]
+        return make_dict_structure_fn(tp, _converter)
+    defaults = {
+        a.name: _converter.unstructure(a.default) for a in fields if a.default is not attrs.NOTHING
+    }
+    names = [p.__name__ for p in getattr(cls, "__parameters__", ())]
+    typevars = dict(zip(names, get_args(tp), strict=False))  # Page[Session]: {"T": Session}
+    fn: Hook = make_dict_structure_fn_from_attrs(
+        [a.evolve(default=attrs.NOTHING) for a in fields], cls, _converter, typevars
+    )
+    if fields and not defaults:
+        return fn
+    size = len(fields) or 1  # an empty list is not an object, even for a class without fields
+
+    def hook(value: Mapping[str, Any], _: object) -> Any:
+        if len(value) >= size:
+            try:
+                return fn(value, tp)
+            except KeyError:  # an absent key (or a bad value, which fails again below)
+                pass
+        return fn({**defaults, **value}, tp)
+
+    return hook
 
 
-def _fallback_error(path: str, exc: Exception) -> _Invalid:
-    if isinstance(exc, _Invalid):
-        return exc.under(path)
-    return _Invalid(path, f"{type(exc).__name__}: {exc}")
+for _scalar in _SCALARS:
+    _converter.register_structure_hook(_scalar, _scalar_hook(_scalar))
+for _predicate, _factory in (
+    (_is_scalar, _scalar_hook),
+    (lambda tp: _open_enum_of(tp) is not None, _open_enum_hook),
+    (lambda tp: _container_of(tp, _is_array) is not None, _array_hook),
+    (lambda tp: _container_of(tp, _is_object) is not None, _object_hook),
+    (_is_nullable, _nullable_hook),
+    (_is_model, _model_hook),
+):
+    _converter.register_structure_hook_factory(_predicate, _factory)
 
 
-_MISSING = object()
-
-# Conditions that are true when ``{v}`` is NOT of the JSON type. The exact-type test
-# comes first so the common case costs one comparison; bool is never an int or a number.
-_CHECKS: dict[object, tuple[str, str]] = {
-    str: ("type({v}) is not str and not isinstance({v}, str)", "string"),
-    int: ("type({v}) is not int and (type({v}) is bool or not isinstance({v}, int))", "integer"),
-    float: (
-        "type({v}) is not float and type({v}) is not int"
-        " and (type({v}) is bool or not isinstance({v}, (int, float)))",
-        "number",
-    ),
-    bool: ("type({v}) is not bool", "boolean"),
-}
+# ------------------------------------------------------------------ naming the bad field
 
 
-def _optional_of(tp: Any) -> Any:
-    """Return X when ``tp`` is ``X | None``, else None."""
-    args = get_args(tp)
-    if get_origin(tp) in (Union, types.UnionType) and len(args) == 2 and type(None) in args:
-        return args[0] if args[1] is type(None) else args[1]
+def _as_invalid(exc: BaseException) -> _Invalid:
+    return exc if isinstance(exc, _Invalid) else _Invalid("", f"{type(exc).__name__}: {exc}")
+
+
+@functools.cache
+def _detailed(tp: Any) -> Hook:
+    """cattrs' structure function of a class with detailed validation (the error path only)."""
+    return make_dict_structure_fn(tp, _converter, _cattrs_detailed_validation=True)
+
+
+def _why(value: object, tp: Any) -> _Invalid | None:
+    """Return why ``value`` does not structure as ``tp``, naming the bad field, or None."""
+    try:
+        _converter.structure(value, tp)
+    except Exception as exc:
+        return _locate(value, tp) or _as_invalid(exc)
     return None
 
 
-def _converts(tp: Any) -> bool:
-    """Return False when structuring ``tp`` only checks the value and returns it as is."""
-    if tp is Any or tp is object or tp in _CHECKS:
-        return False
+def _locate(value: object, tp: Any) -> _Invalid | None:
+    """Return the failure of the first bad part of ``value`` (class, array, object), if any."""
+    if attrs.has(get_origin(tp) or tp):
+        return _locate_field(value, tp)
     inner = _optional_of(tp)
-    return inner is None or _open_enum_of(tp) is not None or _converts(inner)
+    if inner is not None:
+        return _locate(value, inner)
+    args = get_args(tp)
+    parts: Iterable[tuple[str, object, Any]]
+    if _is_array(tp) and type(value) is list:
+        parts = ((f"[{i}]", item, args[0]) for i, item in enumerate(value))
+    elif _is_object(tp) and isinstance(value, dict):
+        keys = (("", k, args[0]) for k in value)
+        parts = (*keys, *((str(k), v, args[1]) for k, v in value.items()))
+    else:
+        return None
+    for step, part, part_tp in parts:
+        failure = _why(part, part_tp)
+        if failure is not None:
+            return failure.under(step)
+    return None
 
 
-class _StructureFnBuilder:
-    """Writes the source of one structure function; ``names`` are its globals."""
-
-    def __init__(self) -> None:
-        self.names: dict[str, object] = {
-            "_Invalid": _Invalid,
-            "_Mapping": Mapping,
-            "_MISSING": _MISSING,
-            "_at": _at,
-            "_bad": _bad,
-            "_fallback_error": _fallback_error,
-            "_missing": _missing,
-        }
-        self._count = 0
-
-    def fresh(self, prefix: str) -> str:
-        self._count += 1
-        return f"{prefix}{self._count}"
-
-    def bind(self, prefix: str, value: object) -> str:
-        name = self.fresh(prefix)
-        self.names[name] = value
-        return name
-
-    def emit(self, v: str, tp: Any, where: str, indent: str) -> list[str]:
-        """Return lines that check ``v`` against ``tp`` and convert it in place.
-
-        ``where`` is an expression for the field path, evaluated only on failure.
-        """
-        if tp is Any or tp is object:
-            return []
-        if tp in _CHECKS:
-            test, expected = _CHECKS[tp]
-            return [
-                f"{indent}if {test.format(v=v)}:",
-                f"{indent}    raise _bad({where}, {expected!r}, {v})",
-            ]
-        enum = _open_enum_of(tp)
-        if enum is not None:
-            get = self.bind("_members", enum._value2member_map_.get)
-            lines = [f"{indent}if type({v}) is str:", f"{indent}    {v} = {get}({v}, {v})"]
-            if type(None) in get_args(tp):
-                lines += [f"{indent}elif {v} is None:", f"{indent}    pass"]
-            return [
-                *lines,
-                f"{indent}elif isinstance({v}, str):",
-                f"{indent}    {v} = {get}({v}, {v})",
-                f"{indent}else:",
-                f"{indent}    raise _bad({where}, {f'a {enum.__name__} string'!r}, {v})",
-            ]
-        args = get_args(tp)
-        inner = _optional_of(tp)
-        if inner is not None:
-            body = self.emit(v, inner, where, indent + "    ")
-            return [f"{indent}if {v} is not None:", *body] if body else []
-        if _is_array(tp):
-            return self._array(v, args[0], where, indent)
-        if get_origin(tp) is dict and len(args) == 2:
-            return self._object(v, args[0], args[1], where, indent)
-        # A nested model, or a type only cattrs knows: call its hook on the converter.
-        hook = self.bind("_hook", _converter.get_structure_hook(tp))
-        cls = self.bind("_type", tp)
-        return [
-            f"{indent}try:",
-            f"{indent}    {v} = {hook}({v}, {cls})",
-            f"{indent}except Exception as exc:",
-            f"{indent}    raise _fallback_error({where}, exc) from None",
-        ]
-
-    def _array(self, v: str, item: Any, where: str, indent: str) -> list[str]:
-        x = self.fresh("x")
-        head = [
-            f"{indent}if type({v}) is not list:",
-            f"{indent}    raise _bad({where}, 'an array', {v})",
-        ]
-        check = self.emit(x, item, f"_at({where}, {v}, {x})", indent + "    ")
-        if not check:
-            return [*head, f"{indent}{v} = tuple({v})"]
-        if not _converts(item):  # checks only: no list per array
-            return [*head, f"{indent}for {x} in {v}:", *check, f"{indent}{v} = tuple({v})"]
-        out = self.fresh("out")
-        return [
-            *head,
-            f"{indent}{out} = []",
-            f"{indent}for {x} in {v}:",
-            *check,
-            f"{indent}    {out}.append({x})",
-            f"{indent}{v} = tuple({out})",
-        ]
-
-    def _object(self, v: str, key: Any, value: Any, where: str, indent: str) -> list[str]:
-        k, x = self.fresh("k"), self.fresh("x")
-        head = [
-            f"{indent}if type({v}) is not dict and not isinstance({v}, dict):",
-            f"{indent}    raise _bad({where}, 'an object', {v})",
-        ]
-        key_check = self.emit(k, key, where, indent + "    ")
-        value_check = self.emit(x, value, f"{where} + '.' + str({k})", indent + "    ")
-        if not value_check:
-            loop = [f"{indent}for {k} in {v}:", *key_check] if key_check else []
-            return [*head, *loop, f"{indent}{v} = dict({v})"]
-        out = self.fresh("out")
-        return [
-            *head,
-            f"{indent}{out} = {{}}",
-            f"{indent}for {k}, {x} in {v}.items():",
-            *key_check,
-            *value_check,
-            f"{indent}    {out}[{k}] = {x}",
-            f"{indent}{v} = {out}",
-        ]
-
-
-def _field_types(tp: Any) -> tuple[type[Any], dict[str, Any]]:
-    """Return the attrs class of ``tp`` and its resolved field types (``Page[Session]`` too)."""
-    cls = get_origin(tp) or tp
-    hints = get_type_hints(cls)
-    params = getattr(cls, "__parameters__", ())
-    if params and cls is not tp:
-        mapping = dict(zip(params, get_args(tp), strict=True))
-        for name, hint in hints.items():
-            if isinstance(hint, TypeVar):
-                hints[name] = mapping[hint]
-            elif getattr(hint, "__parameters__", ()):
-                hints[name] = hint[tuple(mapping[p] for p in hint.__parameters__)]
-    return cls, hints
-
-
-def _make_structure_fn(tp: Any) -> Callable[[object, object], Any]:
-    """Generate the structure function of one attrs class (or generic alias of one)."""
-    cls, hints = _field_types(tp)
-    fields = attrs.fields(cls)
-    build = _StructureFnBuilder()
-    build.names["_cls"] = cls
-    required = [f for f in fields if f.init and f.default is attrs.NOTHING]
-    lines = [
-        "    if type(o) is not dict and not isinstance(o, _Mapping):",
-        "        raise _bad('', 'an object', o)",
-    ]
-    if required:
-        lines.append("    try:")
-        lines += [f"        a_{f.name} = o[{f.name!r}]" for f in required]
-        lines += ["    except KeyError as exc:", "        raise _missing(exc) from None"]
-    if any(f.init and f.default is not attrs.NOTHING for f in fields):
-        lines.append("    get = o.get")
-    for f in fields:
-        if not f.init:
-            continue
-        v, where, tp_f = f"a_{f.name}", repr(f.name), hints[f.name]
-        if f.default is attrs.NOTHING:
-            lines += build.emit(v, tp_f, where, "    ")
-            continue
-        if f.default is None and type(None) in get_args(tp_f):
-            # A missing key reads as None, which the check lets through: the default.
-            lines.append(f"    {v} = get({f.name!r})")
-            lines += build.emit(v, tp_f, where, "    ")
-            continue
-        if isinstance(f.default, attrs.Factory):  # type: ignore[arg-type]
-            if f.default.takes_self:
-                raise TypeError(f"{cls.__name__}.{f.name}: a takes_self default")
-            make = f"{build.bind('_factory', f.default.factory)}()"
-        else:
-            make = build.bind("_default", f.default)
-        check = build.emit(v, tp_f, where, "        ")
-        lines.append(f"    {v} = get({f.name!r}, _MISSING)")
-        lines += [f"    if {v} is _MISSING:", f"        {v} = {make}"]
-        if check:
-            lines += ["    else:", *check]
-    # Positional arguments where attrs allows them: cheaper than keywords.
-    args = [f"a_{f.name}" for f in fields if f.init and not f.kw_only]
-    args += [f"{f.alias}=a_{f.name}" for f in fields if f.init and f.kw_only]
-    call = ", ".join(args)
-    name = f"structure_{cls.__name__}"
-    source = "\n".join([f"def {name}(o, _=None):", *lines, f"    return _cls({call})", ""])
-    filename = f"<devin_async generated {name} {id(build)}>"
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    exec(compile(source, filename, "exec"), build.names)  # noqa: S102 - our own source
-    fn: Callable[[object, object], Any] = build.names[name]  # type: ignore[assignment]
-    return fn
-
-
-def _register_structure_fn(tp: Any) -> None:
-    fn: Callable[..., Any]
+def _locate_field(value: object, tp: Any) -> _Invalid | None:
+    """Name the first bad field of a class instance, through cattrs' detailed validation."""
+    if not isinstance(value, Mapping):
+        return _bad("an object", value)
     try:
-        fn = _make_structure_fn(tp)
-    except (TypeError, NameError):  # a field it cannot express: cattrs' own function
-        fn = make_dict_structure_fn(tp, _converter)
-    if isinstance(tp, type):
-        _converter.register_structure_hook(tp, fn)
-    else:  # generic aliases are registered by predicate
-        _converter.register_structure_hook_func(lambda t: t == tp, fn)
+        _detailed(tp)(value, tp)
+    except ClassValidationError as group:
+        for exc in group.exceptions:
+            for note in getattr(exc, "__notes__", ()):
+                if not isinstance(note, AttributeValidationNote):
+                    continue
+                if isinstance(exc, KeyError) and note.name not in value:
+                    return _Invalid(note.name, "missing required field")
+                return (_locate(value[note.name], note.type) or _as_invalid(exc)).under(note.name)
+        return _as_invalid(group.exceptions[0])  # the class itself refused its fields
+    return None
 
 
-_SESSION_PAGE = Page[Session]
-_MESSAGE_PAGE = Page[Message]
-
-# Nested classes first, so their hooks are found when the outer ones are generated.
-for _tp in (PullRequest, Session, _SESSION_PAGE, Message, _MESSAGE_PAGE, Attachment, WaitState):
-    _register_structure_fn(_tp)
-
+# ------------------------------------------------------------------ requests and unstructuring
 
 # Unset request fields are omitted, never sent as null; secrets always carry all keys.
 # The idempotency key is the client's own: only the marker tag derived from it is sent.
@@ -419,9 +414,43 @@ _converter.register_unstructure_hook(
     ),
 )
 _converter.register_unstructure_hook(
-    SessionSecret, make_dict_unstructure_fn(SessionSecret, _converter)
+    SendMessageRequest,
+    make_dict_unstructure_fn(SendMessageRequest, _converter, _cattrs_omit_if_default=True),
 )
+for _request in (SessionSecret, TagsRequest):
+    _converter.register_unstructure_hook(_request, make_dict_unstructure_fn(_request, _converter))
 
+
+def unstructure(obj: object) -> Any:
+    """Return a model as JSON-ready data: dicts, lists, enums as their values."""
+    return _converter.unstructure(obj)
+
+
+def _dumps(obj: object) -> bytes:
+    return json.dumps(_converter.unstructure(obj), separators=(",", ":")).encode()
+
+
+def dumps_create_request(request: CreateSessionRequest) -> bytes:
+    """Encode a create request as compact JSON bytes, leaving unset fields out."""
+    return _dumps(request)
+
+
+def dumps_message_request(
+    message: str, message_as_user_id: str | None, attachment_urls: Iterable[str] | None
+) -> bytes:
+    """Encode a SendMessageRequest as compact JSON bytes, leaving unset fields out."""
+    request = SendMessageRequest(
+        message=message, message_as_user_id=message_as_user_id, attachment_urls=attachment_urls
+    )
+    return _dumps(request)
+
+
+def dumps_tags_request(tags: Iterable[str]) -> bytes:
+    """Encode a TagsRequest (``{"tags": [...]}``) as compact JSON bytes."""
+    return _dumps(TagsRequest(tuple(tags)))
+
+
+# ------------------------------------------------------------------ decoding responses
 
 # A bounded repr: a snippet never walks (or recurses through) a whole large body.
 _REPR = reprlib.Repr()  # keyword arguments to Repr() need Python 3.12
@@ -435,19 +464,20 @@ def _snippet(data: object) -> str:
     return _REPR.repr(data)[:_SNIPPET]
 
 
-_decode_json = json.JSONDecoder().decode
+# msgspec parses JSON faster than the stdlib (benchmarks/bench_decode.py,
+# "bytes -> model") into the same plain values; what it refuses (NaN, a BOM, UTF-16/32,
+# a number out of range) gets whatever the stdlib makes of it.
+_decode_json = msgspec.json.Decoder().decode
 
 
 def loads(body: bytes) -> Any:
     """Decode a JSON body, raising ResponseValidationError when it is not JSON."""
     try:
-        # JSON over HTTP is UTF-8 (RFC 8259 section 8.1): decoding it first is cheaper
-        # than json.loads(bytes), which sniffs for UTF-16/32 on every call.
-        return _decode_json(body.decode())
-    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError
+        return _decode_json(body)
+    except (msgspec.MsgspecError, RecursionError):
         pass
     try:
-        return json.loads(body)  # a BOM or UTF-16/32: whatever the stdlib accepts
+        return json.loads(body)
     except (ValueError, RecursionError) as exc:
         raise ResponseValidationError(
             f"response body is not valid JSON: {exc}", body=_snippet(body)
@@ -456,7 +486,7 @@ def loads(body: bytes) -> Any:
 
 def _invalid_response(data: object, cls: Any, exc: Exception) -> ResponseValidationError:
     name = getattr(get_origin(cls) or cls, "__name__", str(cls))
-    reason = str(exc) if isinstance(exc, _Invalid) else f"{type(exc).__name__}: {exc}"
+    reason = _locate(data, cls) or _as_invalid(exc)
     return ResponseValidationError(f"response is not a valid {name}: {reason}", body=_snippet(data))
 
 
@@ -467,6 +497,9 @@ def structure(data: object, cls: type[T]) -> T:
     except Exception as exc:  # cattrs, KeyError, TypeError, ...: all mean "bad shape"
         raise _invalid_response(data, cls, exc) from None
 
+
+_SESSION_PAGE = Page[Session]
+_MESSAGE_PAGE = Page[Message]
 
 # The hot paths call their hooks directly rather than through the converter's dispatch.
 _structure_session_hook = _converter.get_structure_hook(Session)
@@ -487,7 +520,7 @@ def structure_session_page(data: object) -> Page[Session]:
     try:
         page: Page[Session] = _structure_session_page_hook(data, _SESSION_PAGE)
     except Exception as exc:
-        raise _invalid_response(data, Page, exc) from None
+        raise _invalid_response(data, _SESSION_PAGE, exc) from None
     return page
 
 
@@ -559,7 +592,76 @@ def loads_wait_state(text: str | bytes) -> WaitState:
         raise ValueError(f"not a saved WaitState: {exc}") from None
 
 
-def dumps_create_request(request: CreateSessionRequest) -> bytes:
-    """Encode a create request as compact JSON bytes, leaving unset fields out."""
-    payload = _converter.unstructure(request)
-    return json.dumps(payload, separators=(",", ":")).encode()
+# ------------------------------------------------------------------ error bodies
+
+# Field errors are read leniently: the message of an error response must never fail.
+# A missing part is empty, a location keeps its string and integer steps, and any other
+# msg or type is shown as text; an item that is not an object is skipped.
+_DETAIL_DEFAULTS: dict[str, object] = {"loc": [], "msg": "", "type": ""}
+
+
+def _loose_loc(value: object, _: object) -> tuple[str | int, ...]:
+    return tuple(p for p in value if isinstance(p, str | int)) if isinstance(value, list) else ()
+
+
+def _loose_text(value: object, _: object) -> str:
+    return str(value)
+
+
+_converter.register_structure_hook(
+    ValidationDetail,
+    make_dict_structure_fn(
+        ValidationDetail,
+        _converter,
+        loc=override(struct_hook=_loose_loc),
+        msg=override(struct_hook=_loose_text),
+        type=override(struct_hook=_loose_text),
+    ),
+)
+_structure_detail = _converter.get_structure_hook(ValidationDetail)
+
+
+def _details(items: object) -> tuple[ValidationDetail, ...]:
+    """Return the field errors of a ``detail`` or ``errors`` list; other values have none."""
+    if not isinstance(items, list):
+        return ()
+    out = []
+    for item in items:
+        if isinstance(item, dict):
+            try:
+                out.append(_structure_detail({**_DETAIL_DEFAULTS, **item}, ValidationDetail))
+            except Exception:  # noqa: S112 - a malformed item is left out
+                continue
+    return tuple(out)
+
+
+def loads_error_body(body: bytes) -> object:
+    """Decode an error response body: its JSON, or its text when it is not JSON."""
+    try:
+        return loads(body)
+    except ResponseValidationError:
+        return body.decode("utf-8", "replace")
+
+
+def error_summary(body: object) -> tuple[str, tuple[ValidationDetail, ...]]:
+    """Return a one-line summary and the field errors of a decoded error body.
+
+    Handles ``{"detail": str}``, FastAPI's ``{"detail": [{loc, msg, type}]}`` and RFC 9457
+    problem details (``title``, ``detail``, ``errors``); never raises.
+    """
+    if isinstance(body, str):
+        return body.strip().replace("\n", " "), ()
+    if not isinstance(body, dict):
+        return "", ()
+    detail = body.get("detail")
+    errors = _details(body.get("errors")) or _details(detail)
+    if isinstance(detail, str) and detail:
+        text = detail
+    elif errors:
+        text = "; ".join(
+            f"{'.'.join(str(p) for p in e.loc)}: {e.msg}" if e.loc else e.msg for e in errors
+        )
+    else:
+        title = body.get("title")
+        text = title if isinstance(title, str) else ""
+    return text, errors

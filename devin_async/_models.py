@@ -30,12 +30,14 @@ __all__ = [
     "MessageSource",
     "Page",
     "PullRequest",
+    "SendMessageRequest",
     "Session",
     "SessionCategory",
     "SessionOrigin",
     "SessionSecret",
     "SessionStatus",
     "StatusDetail",
+    "TagsRequest",
     "WaitState",
 ]
 
@@ -309,3 +311,19 @@ class CreateSessionRequest:
     def _check_prompt(self, _: attrs.Attribute[str], value: str) -> None:
         if not isinstance(value, str) or not value.strip():
             raise ValueError("prompt must be a non-empty string")
+
+
+@attrs.frozen(kw_only=True)
+class SendMessageRequest:
+    """The body of a send-message call. Fields left as None are not sent."""
+
+    message: str
+    message_as_user_id: str | None = None
+    attachment_urls: tuple[str, ...] | None = attrs.field(default=None, converter=_tuple_or_none)
+
+
+@attrs.frozen
+class TagsRequest:
+    """The body of a set-tags call (replace or append): ``{"tags": [...]}``."""
+
+    tags: tuple[str, ...]

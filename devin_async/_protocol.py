@@ -38,7 +38,6 @@ from ._errors import (
     RateLimitError,
     StatusInfo,
     UnprocessableEntityError,
-    ValidationDetail,
 )
 from ._filters import ARRAY_FILTERS
 from ._models import CreateSessionRequest
@@ -416,10 +415,6 @@ def session_filters(scope: Scope | None = None, **filters: object) -> dict[str, 
     return params
 
 
-def _json(payload: Mapping[str, object]) -> bytes:
-    return json.dumps(payload, separators=(",", ":")).encode()
-
-
 def _org_only(scope: Scope, what: str) -> None:
     if scope.org_id is None:
         raise ConfigurationError(
@@ -451,12 +446,9 @@ def send_message(
     """Build ``POST .../sessions/{devin_id}/messages`` (not idempotent)."""
     if not isinstance(message, str) or not message.strip():
         raise ValueError("message must be a non-empty string")
-    payload: dict[str, object] = {"message": message}
-    if message_as_user_id is not None:
-        payload["message_as_user_id"] = message_as_user_id
-    if attachment_urls is not None:
-        payload["attachment_urls"] = check_strings("attachment_urls", attachment_urls)
-    return _about("POST", scope, session_id, "/messages", body=_json(payload), idempotent=False)
+    urls = None if attachment_urls is None else check_strings("attachment_urls", attachment_urls)
+    body = _convert.dumps_message_request(message, message_as_user_id, urls)
+    return _about("POST", scope, session_id, "/messages", body=body, idempotent=False)
 
 
 def terminate_session(scope: Scope, session_id: str, archive: bool) -> Request:
@@ -479,7 +471,7 @@ def get_tags(scope: Scope, session_id: str) -> Request:
 
 def set_tags(scope: Scope, session_id: str, tags: Sequence[str], *, replace: bool) -> Request:
     """Build ``PUT`` (replace, idempotent) or ``POST`` (append) ``.../tags``."""
-    body = _json({"tags": check_tags(tags)})
+    body = _convert.dumps_tags_request(check_tags(tags))
     if replace:
         return _about("PUT", scope, session_id, "/tags", body=body)
     return _about("POST", scope, session_id, "/tags", body=body, idempotent=False)
@@ -551,54 +543,6 @@ _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
 }
 
 
-def _parse_error_body(body: bytes) -> object:
-    try:
-        return _convert.loads(body)
-    except Exception:  # not JSON: keep the text
-        return body.decode("utf-8", "replace")
-
-
-def _details(items: object) -> tuple[ValidationDetail, ...]:
-    if not isinstance(items, list):
-        return ()
-    out = []
-    for item in items:
-        if not isinstance(item, dict):
-            continue
-        loc = item.get("loc", ())
-        loc_t = tuple(p for p in loc if isinstance(p, str | int)) if isinstance(loc, list) else ()
-        out.append(
-            ValidationDetail(
-                loc=loc_t, msg=str(item.get("msg", "")), type=str(item.get("type", ""))
-            )
-        )
-    return tuple(out)
-
-
-def _summary(body: object) -> tuple[str, tuple[ValidationDetail, ...]]:
-    """Return a one-line summary and the field errors of an error body.
-
-    Handles ``{"detail": str}``, FastAPI's ``{"detail": [{loc, msg, type}]}`` and RFC 9457
-    problem details (``title``, ``detail``, ``errors``).
-    """
-    if isinstance(body, str):
-        return body.strip().replace("\n", " "), ()
-    if not isinstance(body, dict):
-        return "", ()
-    detail: Any = body.get("detail")
-    errors = _details(body.get("errors")) or _details(detail)
-    if isinstance(detail, str) and detail:
-        text = detail
-    elif errors:
-        text = "; ".join(
-            f"{'.'.join(str(p) for p in e.loc)}: {e.msg}" if e.loc else e.msg for e in errors
-        )
-    else:
-        title = body.get("title")
-        text = title if isinstance(title, str) else ""
-    return text, errors
-
-
 REDACTED = "**********"
 """What an error shows instead of a session secret value the server echoed back."""
 
@@ -658,11 +602,11 @@ def status_error(
     if now is None:
         now = time.time()
     status = response.status
-    body = _parse_error_body(response.body)
+    body = _convert.loads_error_body(response.body)
     secrets = _secret_values(request.body)
     if secrets:
         body = _scrub(body, secrets)
-    summary, errors = _summary(body)
+    summary, errors = _convert.error_summary(body)
     message = f"{request.method} {request.path} -> HTTP {status}"
     if summary:
         message += f": {summary[:_MESSAGE_DETAIL]}"

@@ -43,8 +43,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
-import attrs
-
+from . import _convert
 from ._client import CREATE_TAG_PREFIX, DevinClient
 from ._errors import (
     APIConnectionError,
@@ -135,12 +134,14 @@ class CliError(Exception):
 
 def session_json(session: Session) -> dict[str, Any]:
     """Return a session as a JSON-ready dict under the API's field names."""
-    return attrs.asdict(session)
+    document: dict[str, Any] = _convert.unstructure(session)
+    return document
 
 
 def message_json(message: Message) -> dict[str, Any]:
     """Return a message as a JSON-ready dict under the API's field names."""
-    return attrs.asdict(message)
+    document: dict[str, Any] = _convert.unstructure(message)
+    return document
 
 
 def dumps(document: object) -> str:

@@ -41,7 +41,11 @@ __all__ = [
 
 
 class SessionStatus(StrEnum):
-    """Lifecycle status of a session."""
+    """Lifecycle status of a session.
+
+    ``CREATING`` is in an older generated SDK and one rendered docs page, not the current
+    SDK reference; like ``NEW`` and ``CLAIMED``, a wait does not end on it.
+    """
 
     NEW = "new"
     CLAIMED = "claimed"
@@ -50,6 +54,7 @@ class SessionStatus(StrEnum):
     ERROR = "error"
     SUSPENDED = "suspended"
     RESUMING = "resuming"
+    CREATING = "creating"
 
 
 class StatusDetail(StrEnum):
@@ -72,7 +77,7 @@ class StatusDetail(StrEnum):
 
 
 class SessionOrigin(StrEnum):
-    """Where a session was started from."""
+    """Where a session was started from (older servers said ``scheduled`` for ``automation``)."""
 
     WEBAPP = "webapp"
     SLACK = "slack"
@@ -83,6 +88,7 @@ class SessionOrigin(StrEnum):
     AUTOMATION = "automation"
     CLI = "cli"
     DESKTOP = "desktop"
+    CODE_SCAN = "code_scan"
     OTHER = "other"
 
 
@@ -101,6 +107,9 @@ class SessionCategory(StrEnum):
     REFACTORING_AND_OPTIMIZATION = "refactoring_and_optimization"
     RESEARCH_AND_EXPLORATION = "research_and_exploration"
     UNIT_TEST_GENERATION = "unit_test_generation"
+    CODE_REVIEW = "code_review"
+    SECURITY = "security"
+    PRODUCTION_INVESTIGATION = "production_investigation"
 
 
 class DevinMode(StrEnum):

@@ -376,24 +376,19 @@ def check_strings(name: str, values: Iterable[str]) -> list[str]:
 _TIME_FILTERS = frozenset({"created_after", "created_before", "updated_after", "updated_before"})
 
 
-_ORG_ONLY_FILTERS = ("category", "is_archived", "repo_names")
-
-
 def session_filters(scope: Scope | None = None, **filters: object) -> dict[str, object]:
     """Check the list-sessions filters and return those that are set, ready to encode.
 
     Array filters must be lists of strings (never a bare string), timestamps integers
     (Unix seconds), ``is_archived`` a bool; the rest are strings. Given a ``scope``,
-    ``org_ids`` is refused in an organization's and the organization-only filters in
-    the enterprise's (a server that ignored them would answer unfiltered).
-    Source: https://docs.devin.ai/sdk/api/DevinApi/interfaces/SessionsQueryParams.md
+    ``org_ids`` is refused in an organization's (a server that ignored it would answer
+    unfiltered). Every other filter exists in both scopes: the enterprise list takes
+    ``repo_names``, ``category`` and ``is_archived`` too.
+    Source: https://docs.devin.ai/sdk/api/DevinApi/interfaces/SessionsQueryParams.md and
+    https://docs.devin.ai/sdk/api/DevinApi/enterprise/interfaces/GetSessionsSessionsRequest
     """
     if scope is not None and scope.org_id is not None and filters.get("org_ids") is not None:
         raise ValueError("org_ids filters the enterprise scope; this client has an org_id")
-    if scope is not None and scope.org_id is None:
-        given = [name for name in _ORG_ONLY_FILTERS if filters.get(name) is not None]
-        if given:
-            raise ValueError(f"{', '.join(given)} filter(s) need an org_id (organization scope)")
     params: dict[str, object] = {}
     for name, value in filters.items():
         if value is None:

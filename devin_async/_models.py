@@ -130,7 +130,7 @@ class MessageSource(StrEnum):
 
 
 class AdvancedMode(StrEnum):
-    """Advanced persona modes (older docs; may be deprecated upstream)."""
+    """Advanced persona modes: deprecated, absent from the current API's create request."""
 
     ANALYZE = "analyze"
     CREATE = "create"
@@ -272,6 +272,14 @@ MAX_IDEMPOTENCY_KEY = 1024
 @attrs.frozen(kw_only=True)
 class CreateSessionRequest:
     """The body of a create-session call. Fields left as None are not sent.
+
+    The server applies its defaults to fields not sent: ``resumable`` defaults to true
+    (the session's VM state is kept after it stops, so it can be resumed; pass False
+    for disposable sessions), ``structured_output_required`` to true when a schema is
+    given, ``devin_mode`` to the organization's default mode.
+
+    ``advanced_mode`` is deprecated: the current API no longer documents it. It is still
+    sent when set, and creating with it warns (``DeprecationWarning``).
 
     ``idempotency_key`` is not a wire field: calls that carry the same key return the
     one session it created (see ``DevinClient.create_session``).

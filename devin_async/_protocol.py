@@ -3,7 +3,8 @@
 Nothing here does I/O or knows aiohttp. Requests carry the path, query, body and the
 session they are about; responses come back as (status, headers, body bytes), and
 ``decode`` turns them into data or the right exception from ``_errors``, with the
-server's requested wait (``retry-after-ms``, ``Retry-After``) parsed once onto it.
+server's requested wait (``retry-after-ms``, ``Retry-After``) and its word on retrying
+(``x-should-retry``) parsed once onto it.
 
 Source: https://docs.devin.ai/api-reference/v3/sessions/get-organizations-session.md
 (paths and the ``devin-`` id prefix) and https://docs.devin.ai/api-reference/common-flows.md
@@ -72,6 +73,7 @@ __all__ = [
     "send_message",
     "session_filters",
     "set_tags",
+    "should_retry_of",
     "terminate_session",
 ]
 
@@ -526,6 +528,18 @@ def retry_after_of(headers: Mapping[str, str], now: float) -> float | None:
     return parse_retry_after(headers.get("retry-after"), now)
 
 
+def should_retry_of(headers: Mapping[str, str]) -> bool | None:
+    """Return the server's ``x-should-retry`` (``true`` or ``false``), or None if it sent none.
+
+    The header is honoured by the official SDKs: a server's explicit word on whether a
+    request may be retried. Any other value counts as absent.
+    """
+    value = headers.get("x-should-retry")
+    if value is None:
+        return None
+    return {"true": True, "false": False}.get(value.strip().lower())
+
+
 def request_id_of(headers: Mapping[str, str]) -> str | None:
     """Return the first request-id header the server sent, if any."""
     for name in _REQUEST_ID_HEADERS:
@@ -645,7 +659,8 @@ def status_error(
 ) -> APIStatusError:
     """Build the exception for a non-2xx response; ``now`` is Unix seconds (default: now).
 
-    The server's requested wait is parsed here, once, onto ``retry_after``. A server
+    The server's requested wait is parsed here, once, onto ``retry_after``, and its
+    ``x-should-retry`` onto ``should_retry``. A server
     may echo the request back in its error (FastAPI's 422 ``input``): session secret
     values the request carried are replaced by ``REDACTED`` in the body kept and in the
     message.
@@ -662,6 +677,7 @@ def status_error(
     if summary:
         message += f": {summary[:_MESSAGE_DETAIL]}"
     retry_after = retry_after_of(response.headers, now)
+    should_retry = should_retry_of(response.headers)
     info: StatusInfo = {
         "status_code": status,
         "body": body,
@@ -671,8 +687,10 @@ def status_error(
         "url": url,
     }
     if status == 422:
-        return UnprocessableEntityError(message, errors=errors, retry_after=retry_after, **info)
+        return UnprocessableEntityError(
+            message, errors=errors, retry_after=retry_after, should_retry=should_retry, **info
+        )
     cls = _STATUS_ERRORS.get(status)
     if cls is None:
         cls = InternalServerError if status >= 500 else APIStatusError
-    return cls(message, retry_after=retry_after, **info)
+    return cls(message, retry_after=retry_after, should_retry=should_retry, **info)

@@ -300,7 +300,7 @@ class DevinClient(Configured, WaitCalls):
         """Start a Devin session and return it as created.
 
         Pass a prompt and keyword fields, or one ``CreateSessionRequest``. Fields left
-        as None are not sent (the server applies its defaults). A create is sent again
+        as None are not sent (server defaults: ``resumable`` true). A create is sent again
         only when the server cannot have acted on it (refused connection, 429), or, with
         ``exactly_once_create`` (the default), after an answered 5xx once its marker tag
         was looked up and not found. A create that was sent and never answered is never

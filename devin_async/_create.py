@@ -35,7 +35,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import sys
+import warnings
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -99,6 +102,35 @@ def request_of(prompt: str | CreateSessionRequest, fields: dict[str, Any]) -> Cr
             raise ValueError(f"pass either a CreateSessionRequest or keywords, not both: {given}")
         return prompt
     return CreateSessionRequest(prompt=prompt, **fields)
+
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def _outside_caller() -> int:
+    """Return the ``stacklevel`` that names the nearest caller outside this package."""
+    frame, level = sys._getframe(1), 1  # who asks: the frame that calls warnings.warn
+    while frame.f_back is not None and Path(frame.f_code.co_filename).resolve().is_relative_to(
+        _PACKAGE
+    ):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _warn_deprecated(request: CreateSessionRequest) -> None:
+    """Warn, on the caller's line, of a create that uses a field the API dropped.
+
+    ``advanced_mode`` is on the oldest create page only, not in the current SDK's create
+    request (https://docs.devin.ai/sdk/api/DevinApi/interfaces/SessionCreateRequest.md):
+    it is still sent when given, for servers that take it.
+    """
+    if request.advanced_mode is not None:
+        warnings.warn(
+            "advanced_mode is deprecated: the current Devin API no longer documents it; it is "
+            "still sent, but the server may ignore or refuse it",
+            DeprecationWarning,
+            stacklevel=_outside_caller(),
+        )
 
 
 def marker_for(idempotency_key: str | None) -> str:
@@ -188,7 +220,11 @@ class Creator:
         Raises:
             ValueError, TypeError: bad fields, or too many tags with the marker.
             ConfigurationError: no org_id, or a key where the marker tag is refused.
+
+        Warns:
+            DeprecationWarning: the request sets ``advanced_mode``.
         """
+        _warn_deprecated(request)
         key = request.idempotency_key
         if self._marker_refused and key is not None:
             raise _key_refused()

@@ -7,8 +7,8 @@
     ├── ClientClosedError           used after aclose(), or from another event loop (a RuntimeError)
     ├── APIConnectionError          no usable response (DNS, refused, reset)
     │   └── APITimeoutError         per-request timeout
-    ├── APIStatusError              .status_code .body .headers .retry_after .request_id
-    │                               .method .url
+    ├── APIStatusError              .status_code .body .headers .retry_after .should_retry
+    │                               .request_id .method .url
     │   ├── BadRequestError                 400
     │   ├── AuthenticationError             401
     │   ├── PermissionDeniedError           403
@@ -157,13 +157,21 @@ class APIStatusError(DevinError):
         url: URL of the request.
         retry_after: the wait the server asked for (``retry-after-ms`` or
             ``Retry-After``), seconds, or None when it asked for none.
+        should_retry: the server's ``x-should-retry`` header: True or False when it said
+            whether to retry, None when it did not (the status then decides).
     """
 
     def __init__(
-        self, message: str, *, retry_after: float | None = None, **info: Unpack[StatusInfo]
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        should_retry: bool | None = None,
+        **info: Unpack[StatusInfo],
     ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.should_retry = should_retry
         self.status_code = info["status_code"]
         self.body = info["body"]
         self.headers = info["headers"]
@@ -201,9 +209,10 @@ class UnprocessableEntityError(APIStatusError):
         *,
         errors: tuple[ValidationDetail, ...] = (),
         retry_after: float | None = None,
+        should_retry: bool | None = None,
         **info: Unpack[StatusInfo],
     ) -> None:
-        super().__init__(message, retry_after=retry_after, **info)
+        super().__init__(message, retry_after=retry_after, should_retry=should_retry, **info)
         self.errors = errors
 
 

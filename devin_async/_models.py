@@ -43,7 +43,11 @@ __all__ = [
 
 
 class SessionStatus(StrEnum):
-    """Lifecycle status of a session."""
+    """Lifecycle status of a session.
+
+    ``CREATING`` is in an older generated SDK and one rendered docs page, not the current
+    SDK reference; like ``NEW`` and ``CLAIMED``, a wait does not end on it.
+    """
 
     NEW = "new"
     CLAIMED = "claimed"
@@ -52,6 +56,7 @@ class SessionStatus(StrEnum):
     ERROR = "error"
     SUSPENDED = "suspended"
     RESUMING = "resuming"
+    CREATING = "creating"
 
 
 class StatusDetail(StrEnum):
@@ -74,7 +79,7 @@ class StatusDetail(StrEnum):
 
 
 class SessionOrigin(StrEnum):
-    """Where a session was started from."""
+    """Where a session was started from (older servers said ``scheduled`` for ``automation``)."""
 
     WEBAPP = "webapp"
     SLACK = "slack"
@@ -85,6 +90,7 @@ class SessionOrigin(StrEnum):
     AUTOMATION = "automation"
     CLI = "cli"
     DESKTOP = "desktop"
+    CODE_SCAN = "code_scan"
     OTHER = "other"
 
 
@@ -103,6 +109,9 @@ class SessionCategory(StrEnum):
     REFACTORING_AND_OPTIMIZATION = "refactoring_and_optimization"
     RESEARCH_AND_EXPLORATION = "research_and_exploration"
     UNIT_TEST_GENERATION = "unit_test_generation"
+    CODE_REVIEW = "code_review"
+    SECURITY = "security"
+    PRODUCTION_INVESTIGATION = "production_investigation"
 
 
 class DevinMode(StrEnum):
@@ -123,7 +132,7 @@ class MessageSource(StrEnum):
 
 
 class AdvancedMode(StrEnum):
-    """Advanced persona modes (older docs; may be deprecated upstream)."""
+    """Advanced persona modes: deprecated, absent from the current API's create request."""
 
     ANALYZE = "analyze"
     CREATE = "create"
@@ -265,6 +274,14 @@ MAX_IDEMPOTENCY_KEY = 1024
 @attrs.frozen(kw_only=True)
 class CreateSessionRequest:
     """The body of a create-session call. Fields left as None are not sent.
+
+    The server applies its defaults to fields not sent: ``resumable`` defaults to true
+    (the session's VM state is kept after it stops, so it can be resumed; pass False
+    for disposable sessions), ``structured_output_required`` to true when a schema is
+    given, ``devin_mode`` to the organization's default mode.
+
+    ``advanced_mode`` is deprecated: the current API no longer documents it. It is still
+    sent when set, and creating with it warns (``DeprecationWarning``).
 
     ``idempotency_key`` is not a wire field: calls that carry the same key return the
     one session it created (see ``DevinClient.create_session``).

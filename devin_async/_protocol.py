@@ -3,7 +3,8 @@
 Nothing here does I/O or knows aiohttp. Requests carry the path, query, body and the
 session they are about; responses come back as (status, headers, body bytes), and
 ``decode`` turns them into data or the right exception from ``_errors``, with the
-server's requested wait (``retry-after-ms``, ``Retry-After``) parsed once onto it.
+server's requested wait (``retry-after-ms``, ``Retry-After``) and its word on retrying
+(``x-should-retry``) parsed once onto it.
 
 Source: https://docs.devin.ai/api-reference/v3/sessions/get-organizations-session.md
 (paths and the ``devin-`` id prefix) and https://docs.devin.ai/api-reference/common-flows.md
@@ -71,6 +72,7 @@ __all__ = [
     "send_message",
     "session_filters",
     "set_tags",
+    "should_retry_of",
     "terminate_session",
 ]
 
@@ -375,24 +377,19 @@ def check_strings(name: str, values: Iterable[str]) -> list[str]:
 _TIME_FILTERS = frozenset({"created_after", "created_before", "updated_after", "updated_before"})
 
 
-_ORG_ONLY_FILTERS = ("category", "is_archived", "repo_names")
-
-
 def session_filters(scope: Scope | None = None, **filters: object) -> dict[str, object]:
     """Check the list-sessions filters and return those that are set, ready to encode.
 
     Array filters must be lists of strings (never a bare string), timestamps integers
     (Unix seconds), ``is_archived`` a bool; the rest are strings. Given a ``scope``,
-    ``org_ids`` is refused in an organization's and the organization-only filters in
-    the enterprise's (a server that ignored them would answer unfiltered).
-    Source: https://docs.devin.ai/sdk/api/DevinApi/interfaces/SessionsQueryParams.md
+    ``org_ids`` is refused in an organization's (a server that ignored it would answer
+    unfiltered). Every other filter exists in both scopes: the enterprise list takes
+    ``repo_names``, ``category`` and ``is_archived`` too.
+    Source: https://docs.devin.ai/sdk/api/DevinApi/interfaces/SessionsQueryParams.md and
+    https://docs.devin.ai/sdk/api/DevinApi/enterprise/interfaces/GetSessionsSessionsRequest
     """
     if scope is not None and scope.org_id is not None and filters.get("org_ids") is not None:
         raise ValueError("org_ids filters the enterprise scope; this client has an org_id")
-    if scope is not None and scope.org_id is None:
-        given = [name for name in _ORG_ONLY_FILTERS if filters.get(name) is not None]
-        if given:
-            raise ValueError(f"{', '.join(given)} filter(s) need an org_id (organization scope)")
     params: dict[str, object] = {}
     for name, value in filters.items():
         if value is None:
@@ -523,6 +520,18 @@ def retry_after_of(headers: Mapping[str, str], now: float) -> float | None:
     return parse_retry_after(headers.get("retry-after"), now)
 
 
+def should_retry_of(headers: Mapping[str, str]) -> bool | None:
+    """Return the server's ``x-should-retry`` (``true`` or ``false``), or None if it sent none.
+
+    The header is honoured by the official SDKs: a server's explicit word on whether a
+    request may be retried. Any other value counts as absent.
+    """
+    value = headers.get("x-should-retry")
+    if value is None:
+        return None
+    return {"true": True, "false": False}.get(value.strip().lower())
+
+
 def request_id_of(headers: Mapping[str, str]) -> str | None:
     """Return the first request-id header the server sent, if any."""
     for name in _REQUEST_ID_HEADERS:
@@ -594,7 +603,8 @@ def status_error(
 ) -> APIStatusError:
     """Build the exception for a non-2xx response; ``now`` is Unix seconds (default: now).
 
-    The server's requested wait is parsed here, once, onto ``retry_after``. A server
+    The server's requested wait is parsed here, once, onto ``retry_after``, and its
+    ``x-should-retry`` onto ``should_retry``. A server
     may echo the request back in its error (FastAPI's 422 ``input``): session secret
     values the request carried are replaced by ``REDACTED`` in the body kept and in the
     message.
@@ -611,6 +621,7 @@ def status_error(
     if summary:
         message += f": {summary[:_MESSAGE_DETAIL]}"
     retry_after = retry_after_of(response.headers, now)
+    should_retry = should_retry_of(response.headers)
     info: StatusInfo = {
         "status_code": status,
         "body": body,
@@ -620,8 +631,10 @@ def status_error(
         "url": url,
     }
     if status == 422:
-        return UnprocessableEntityError(message, errors=errors, retry_after=retry_after, **info)
+        return UnprocessableEntityError(
+            message, errors=errors, retry_after=retry_after, should_retry=should_retry, **info
+        )
     cls = _STATUS_ERRORS.get(status)
     if cls is None:
         cls = InternalServerError if status >= 500 else APIStatusError
-    return cls(message, retry_after=retry_after, **info)
+    return cls(message, retry_after=retry_after, should_retry=should_retry, **info)

@@ -10,6 +10,11 @@
 again: a second attempt could start a second Devin session (the v3 API documents no
 idempotency key: https://docs.devin.ai/api-reference/v3/sessions/post-organizations-sessions.md).
 
+A server's explicit word wins over the table: ``x-should-retry: false`` is never retried,
+and ``x-should-retry: true`` is, whatever the status (the official SDKs honour it) --
+except a POST answered 504, which is a gateway that gave up waiting, not the server's
+answer: it is still never sent again (``create_failure`` says "unanswered").
+
 Backoff is exponential with full jitter, capped; a ``Retry-After`` raises the delay up
 to ``max_retry_after``, beyond which the error is raised at once with ``retry_after`` set.
 The success path never enters tenacity (its loop costs time and builds reference
@@ -75,6 +80,11 @@ def retry_reason(exc: BaseException, *, idempotent: bool) -> str | None:
     """Return why ``exc`` may be retried for a request of this kind, or None if it may not."""
     if isinstance(exc, APIStatusError):
         status = exc.status_code
+        told = exc.should_retry
+        if told is False:
+            return None
+        if told and (idempotent or status != 504):
+            return f"HTTP {status} (x-should-retry)"
         if status == 429 or (idempotent and status in RETRYABLE_STATUSES):
             return f"HTTP {status}"
         return None
@@ -217,7 +227,9 @@ def create_failure(exc: BaseException) -> CreateFailure:
     - ``answered``: the server answered 408, 500, 502 or 503. It may have acted; it is
       looked up once, then sent again if it did not land.
     - ``final``: anything else (4xx, or a failure the request's own retries already
-      covered because the server cannot have acted on it): raised as it is.
+      covered because the server cannot have acted on it, or one the server said
+      ``x-should-retry`` about: "false" forbids sending it again, and "true" was already
+      honoured by the request's own retries): raised as it is.
     """
     if isinstance(exc, ResponseValidationError):
         return "unanswered"
@@ -226,7 +238,11 @@ def create_failure(exc: BaseException) -> CreateFailure:
     if isinstance(exc, APIStatusError):
         if exc.status_code == 504:
             return "unanswered"
-        if exc.status_code != 429 and exc.status_code in RETRYABLE_STATUSES:
+        if (
+            exc.should_retry is None
+            and exc.status_code != 429
+            and exc.status_code in RETRYABLE_STATUSES
+        ):
             return "answered"
     return "final"
 

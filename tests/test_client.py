@@ -10,7 +10,7 @@ import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Sequence
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import pytest
@@ -29,6 +29,7 @@ from devin_async import (
     ClientClosedError,
     ConfigurationError,
     ConflictError,
+    CreateOutcomeUnknownError,
     CreateSessionRequest,
     DevinClient,
     DevinMode,
@@ -581,6 +582,95 @@ async def test_create_that_got_a_429_is_retried(
     assert server.sessions_created == 1
     assert session.session_id in server.sessions
     assert sleep.delays[0] >= 2.0  # Retry-After in seconds is the floor
+
+
+# ---------------------------------------------------------------- x-should-retry
+
+
+@pytest.mark.parametrize("route", ["get_session", "list_sessions"])
+async def test_a_5xx_the_server_says_not_to_retry_is_raised_at_once(
+    client: DevinClient, server: FakeDevinServer, sleep: FakeTime, route: str
+) -> None:
+    server.inject("status", status=500, times=5, route=route, should_retry=False)
+    call = client.get_session("devin-abc") if route == "get_session" else None
+    with pytest.raises(InternalServerError) as info:
+        await (call or client.list_sessions().collect())
+    assert info.value.should_retry is False
+    assert server.count(route=route) == 1
+    assert sleep.delays == []
+
+
+@pytest.mark.parametrize("status", [400, 409])
+async def test_a_4xx_the_server_says_to_retry_is_retried(
+    client: DevinClient, server: FakeDevinServer, status: int
+) -> None:
+    created = await client.create_session("hello")
+    server.inject("status", status=status, times=1, route="get_session", should_retry=True)
+    assert (await client.get_session(created.session_id)).session_id == created.session_id
+    assert server.count(route="get_session") == 2
+
+
+async def test_a_create_the_server_says_to_retry_is_sent_again(
+    client: DevinClient, server: FakeDevinServer
+) -> None:
+    server.inject("status", status=409, times=1, route="create_session", should_retry=True)
+    session = await client.create_session("hello")
+    assert server.count(route="create_session") == 2
+    assert list(server.sessions) == [session.session_id]
+
+
+async def test_a_create_the_server_says_not_to_retry_is_neither_looked_up_nor_resent(
+    client: DevinClient, server: FakeDevinServer
+) -> None:
+    server.inject("status", status=503, times=1, route="create_session", should_retry=False)
+    with pytest.raises(InternalServerError) as info:
+        await client.create_session("hello")
+    assert info.value.should_retry is False
+    assert server.count(route="create_session") == 1
+    assert server.count(route="list_sessions") == 0
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+async def test_an_unanswered_create_is_never_resent_even_when_told_to_retry(
+    server: FakeDevinServer, sleep: FakeTime, when: Literal["before", "after"]
+) -> None:
+    # A 504 is a gateway that gave up waiting for the server: whatever it says, the
+    # create may be running, so it is looked up over the grace window, never resent.
+    server.inject(
+        "status", status=504, times=5, route="create_session", when=when, should_retry=True
+    )
+    async with make_client(server, sleep=sleep, clock=sleep.clock) as client:
+        if when == "after":
+            session = await client.create_session("hello")
+            assert list(server.sessions) == [session.session_id]
+        else:
+            with pytest.raises(CreateOutcomeUnknownError):
+                await client.create_session("hello")
+            assert server.sessions == {}
+    assert server.count(route="create_session") == 1
+    assert server.count(route="list_sessions") >= 1
+
+
+@pytest.mark.parametrize("route", ["create_session", "send_message"])
+async def test_an_unanswered_post_without_a_marker_is_not_resent_when_told_to_retry(
+    server: FakeDevinServer, sleep: FakeTime, route: str
+) -> None:
+    async with make_client(
+        server, sleep=sleep, clock=sleep.clock, exactly_once_create=False
+    ) as client:
+        created = await client.create_session("hello")
+        server.reset_log()
+        server.inject("status", status=504, times=5, route=route, should_retry=True)
+        call = (
+            client.create_session("again")
+            if route == "create_session"
+            else client.send_message(created.session_id, "more")
+        )
+        with pytest.raises(InternalServerError) as info:
+            await call
+    assert info.value.should_retry is True
+    assert server.count(route=route) == 1
+    assert sleep.delays == []
 
 
 async def test_retry_after_as_an_http_date_is_honoured(

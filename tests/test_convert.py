@@ -144,6 +144,22 @@ def test_unknown_enum_value_is_kept_as_plain_string(
     assert value not in set(enum)
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("status_detail", "user_usage_limit_exceeded"),
+        ("status_detail", "contract_expired"),
+        ("origin", "scheduled"),
+    ],
+    ids=lambda x: str(x),
+)
+def test_values_seen_in_the_field_but_undocumented_decode_as_text(
+    session_json: dict[str, Any], field: str, value: str
+) -> None:
+    # Third-party code reports these (API reference section 11); they have no constant.
+    assert getattr(structure_session(_with(session_json, **{field: value})), field) == value
+
+
 def test_unknown_keys_are_ignored(session_json: dict[str, Any]) -> None:
     payload = _with(session_json, is_advanced=True, future_field={"x": [1]}, another=None)
     assert structure_session(payload) == structure_session(session_json)

@@ -556,3 +556,42 @@ async def test_no_pair_of_faults_makes_two_sessions_or_resends_an_unanswered_cre
         assert posts == 1  # never sent again after a POST that went unanswered
     elif second in UNANSWERED:
         assert posts <= 2
+
+
+# ---------------------------------------------------------------- deprecated fields
+
+
+@pytest.mark.parametrize("tagged", [True, False], ids=["tagged", "untagged"])
+async def test_advanced_mode_is_sent_with_one_deprecation_warning_naming_the_caller(
+    server: FakeDevinServer, time_: FakeTime, tagged: bool
+) -> None:
+    # advanced_mode is gone from the current SDK's create request (reference 11).
+    async with make_client(server, time_, exactly_once_create=tagged) as client:
+        with pytest.warns(DeprecationWarning, match="advanced_mode") as caught:
+            await client.create_session("hello", advanced_mode="analyze")
+        request = CreateSessionRequest(prompt="again", advanced_mode="batch")  # no warning yet
+        with pytest.warns(DeprecationWarning, match="advanced_mode") as again:
+            await client.create_session(request)
+    assert [w.filename for w in [*caught, *again]] == [__file__, __file__]
+    assert [r.body["advanced_mode"] for r in server.requests if r.route == "create_session"] == [
+        "analyze",
+        "batch",
+    ]
+
+
+async def test_advanced_mode_in_a_fan_out_warns(server: FakeDevinServer, time_: FakeTime) -> None:
+    requests = [CreateSessionRequest(prompt=f"p{i}", advanced_mode="analyze") for i in range(3)]
+    async with make_client(server, time_) as client:
+        with pytest.warns(DeprecationWarning, match="advanced_mode") as caught:
+            results = await client.create_sessions(requests)
+    assert all(r.error is None for r in results)
+    assert {w.filename for w in caught} == {__file__}
+
+
+async def test_a_create_without_advanced_mode_does_not_warn(
+    server: FakeDevinServer, time_: FakeTime
+) -> None:
+    # Warnings are errors in this suite: any warning fails the test.
+    async with make_client(server, time_) as client:
+        await client.create_session("hello", devin_mode="fast", resumable=False)
+    assert "advanced_mode" not in server.requests[-1].body

@@ -244,6 +244,30 @@ async def test_enterprise_list_uses_the_enterprise_path_and_org_ids(
     assert values(server.requests[0].query, "org_ids") == ["org-test", "org-other"]
 
 
+async def test_enterprise_list_takes_repo_names_category_and_is_archived(
+    client: DevinClient, enterprise: DevinClient, server: FakeDevinServer
+) -> None:
+    # The current SDK's enterprise list request has these three filters (reference 11).
+    a = (await client.create_session("a", repos=["o/api"])).session_id
+    b = (await client.create_session("b", repos=["o/web"])).session_id
+    await client.archive_session(b)
+    server.sessions[a].category = SessionCategory.CODE_REVIEW
+    server.reset_log()
+
+    async def listed(**filters: object) -> list[str]:
+        found = enterprise.list_sessions(**filters)  # type: ignore[arg-type]
+        return [s.session_id async for s in found]
+
+    assert await listed(repo_names=["o/api"]) == [a]
+    assert await listed(category=SessionCategory.CODE_REVIEW) == [a]
+    assert await listed(is_archived=True) == [b]
+    assert await listed(repo_names=["o/api", "o/web"], is_archived=False) == [a]
+    assert {r.route for r in server.requests} == {"enterprise_list_sessions"}
+    assert values(server.requests[0].query, "repo_names") == ["o/api"]
+    assert values(server.requests[1].query, "category") == ["code_review"]
+    assert values(server.requests[2].query, "is_archived") == ["true"]
+
+
 async def test_org_ids_on_an_org_client_is_refused_before_any_request(
     client: DevinClient, server: FakeDevinServer
 ) -> None:

@@ -96,7 +96,9 @@ SAMPLES: dict[type[DevinError], Callable[[], DevinError]] = {
         errors=(ValidationDetail(loc=("body", "prompt"), msg="m", type="t"),),
         **_info(422),
     ),
-    RateLimitError: lambda: RateLimitError("slow down", retry_after=2.5, **_info(429)),
+    RateLimitError: lambda: RateLimitError(
+        "slow down", retry_after=2.5, should_retry=True, **_info(429)
+    ),
     InternalServerError: _status(InternalServerError, 503),
     ResponseValidationError: lambda: ResponseValidationError("not JSON", body="<html>"),
     AwaitTimeoutError: lambda: AwaitTimeoutError(

@@ -24,8 +24,8 @@ from devin_async import (
     ResponseValidationError,
     RetryScheduled,
 )
-from devin_async._protocol import Request, Response, decode, retry_after_of
-from devin_async._retry import server_delay
+from devin_async._protocol import Request, Response, decode, retry_after_of, should_retry_of
+from devin_async._retry import retry_reason, server_delay
 from devin_async.testing import MockTransport, mock_response
 
 BASE = "https://api.devin.ai"
@@ -148,6 +148,31 @@ def test_retry_after_is_parsed_onto_every_status_error(status: int) -> None:
     assert copy.retry_after == 7.0
 
 
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"x-should-retry": "true"}, True),
+        ({"X-Should-Retry": " FALSE "}, False),
+        ({"x-should-retry": "1"}, None),
+        ({"x-should-retry": ""}, None),
+        ({}, None),
+    ],
+    ids=["true", "false-any-case", "one", "empty", "none"],
+)
+def test_x_should_retry_is_parsed_onto_the_error(
+    headers: dict[str, str], expected: bool | None
+) -> None:
+    assert should_retry_of(mock_response(headers=headers).headers) is expected
+    with pytest.raises(APIStatusError) as info:
+        decode(Request("GET", "/v3/x"), mock_response(409, headers=headers), BASE)
+    assert info.value.should_retry is expected
+    # The retry decision reads the attribute, not the headers again.
+    info.value.headers = {}
+    assert (retry_reason(info.value, idempotent=True) is not None) is bool(expected)
+    copy = pickle.loads(pickle.dumps(info.value))  # noqa: S301 - our own error
+    assert copy.should_retry is expected
+
+
 # ------------------------------------------------------------------ through a client
 
 
@@ -236,6 +261,21 @@ async def test_a_429_pauses_the_governor_for_its_retry_after(
     (pause,) = [e for e in events if isinstance(e, RateLimitPaused)]
     assert pause.retry_after == 2.5
     assert pause.seconds == pytest.approx(2.5)
+
+
+async def test_a_retry_waits_the_milliseconds_header_before_retry_after(
+    sleep: FakeTime, closing: list[DevinClient]
+) -> None:
+    script = Script(
+        mock_response(503, headers={"retry-after-ms": "1500", "Retry-After": "9"}),
+        mock_response(json=session()),
+    )
+    client = make_client(script, sleep)
+    closing.append(client)
+    start = sleep.now
+    await client.get_session("devin-1")
+    # Backoff alone is at most 0.5 s on a first retry: the 1.5 s is the server's.
+    assert sleep.now - start == pytest.approx(1.5)
 
 
 async def test_a_429_beyond_the_longest_wait_is_raised_with_its_retry_after(

@@ -71,6 +71,38 @@ def test_retry_reason_for_status(status: int, idempotent: bool) -> None:
     assert retry_reason(http_error(status), idempotent=idempotent) == expected
 
 
+STATUSES = [400, 404, 408, 409, 429, 500, 502, 503, 504]
+
+
+@pytest.mark.parametrize("idempotent", [True, False], ids=["idempotent", "not-idempotent"])
+@pytest.mark.parametrize("status", STATUSES)
+def test_x_should_retry_false_is_never_retried(status: int, idempotent: bool) -> None:
+    error = http_error(status, **{"x-should-retry": "false"})
+    assert error.should_retry is False
+    assert retry_reason(error, idempotent=idempotent) is None
+
+
+@pytest.mark.parametrize("idempotent", [True, False], ids=["idempotent", "not-idempotent"])
+@pytest.mark.parametrize("status", STATUSES)
+def test_x_should_retry_true_is_retried_unless_a_post_went_unanswered(
+    status: int, idempotent: bool
+) -> None:
+    # The server's word wins over the status table, except that a POST whose gateway
+    # gave up (504: no answer from the server) is never sent again.
+    error = http_error(status, **{"X-Should-Retry": "true"})
+    assert error.should_retry is True
+    expected = None if status == 504 and not idempotent else f"HTTP {status} (x-should-retry)"
+    assert retry_reason(error, idempotent=idempotent) == expected
+
+
+@pytest.mark.parametrize("value", ["1", "yes", "", "maybe"])
+def test_other_x_should_retry_values_leave_the_status_table_to_decide(value: str) -> None:
+    error = http_error(409, **{"x-should-retry": value})
+    assert error.should_retry is None
+    assert retry_reason(error, idempotent=True) is None
+    assert retry_reason(http_error(503, **{"x-should-retry": value}), idempotent=True)
+
+
 @pytest.mark.parametrize(
     ("exc", "idempotent", "expected"),
     [
@@ -268,6 +300,34 @@ async def test_post_that_may_have_been_sent_is_called_once(exc: Exception) -> No
     with pytest.raises(APIConnectionError) as info:
         await run(script, sleeps, idempotent=False)
     assert info.value is exc
+    assert script.calls == 1
+
+
+async def test_x_should_retry_true_retries_a_409_and_false_stops_a_503() -> None:
+    script, sleeps = Script([http_error(409, **{"x-should-retry": "true"}), "ok"]), Sleeps()
+    assert await run(script, sleeps) == "ok"
+    assert script.calls == 2
+    refused = http_error(503, **{"x-should-retry": "false"})
+    script, sleeps = Script([refused, "ok"]), Sleeps()
+    with pytest.raises(APIStatusError) as info:
+        await run(script, sleeps)
+    assert info.value is refused
+    assert (script.calls, sleeps.delays) == (1, [])
+
+
+async def test_x_should_retry_true_on_a_post_500_sends_it_again() -> None:
+    told = http_error(500, **{"x-should-retry": "true"})
+    script, sleeps = Script([told, "created"]), Sleeps()
+    assert await run(script, sleeps, idempotent=False) == "created"
+    assert script.calls == 2
+
+
+async def test_x_should_retry_true_on_a_post_504_is_not_sent_again() -> None:
+    told = http_error(504, **{"x-should-retry": "true"})
+    script, sleeps = Script([told, "created"]), Sleeps()
+    with pytest.raises(APIStatusError) as info:
+        await run(script, sleeps, idempotent=False)
+    assert info.value is told
     assert script.calls == 1
 
 
@@ -473,6 +533,25 @@ def test_create_failure(exc: BaseException, expected: str) -> None:
     assert create_failure(exc) == expected
 
 
+@pytest.mark.parametrize(
+    ("status", "told", "expected"),
+    [
+        (500, "false", "final"),
+        (503, "false", "final"),
+        (500, "true", "final"),
+        (409, "true", "final"),
+        (504, "true", "unanswered"),
+        (504, "false", "unanswered"),
+    ],
+    ids=["500-no", "503-no", "500-yes", "409-yes", "504-yes", "504-no"],
+)
+def test_create_failure_with_x_should_retry(status: int, told: str, expected: str) -> None:
+    # An answered failure the server spoke about is final here: "false" forbids sending
+    # it again, and "true" was already honoured by the request's own retries. A 504 is
+    # no answer from the server at all: it is looked up, whatever the gateway says.
+    assert create_failure(http_error(status, **{"x-should-retry": told})) == expected
+
+
 # ------------------------------------------------------------------ call_exactly_once
 
 
@@ -661,3 +740,15 @@ async def test_exactly_once_tries_a_failed_lookup_again_and_never_resends_blindl
     assert (script.calls, lookup.calls) == (2, 2)  # sent again only after a clean "no"
     # Hooks hear of the lookup's failure, not of a private wrapper.
     assert reported == [("InternalServerError", 1), ("ResponseValidationError", 2)]
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 408])
+async def test_exactly_once_neither_looks_up_nor_resends_what_the_server_said_not_to_retry(
+    status: int,
+) -> None:
+    error = http_error(status, **{"x-should-retry": "false"})
+    script, lookup, sleeps = Script([error, "created"]), Lookup(["landed"]), Sleeps()
+    with pytest.raises(APIStatusError) as info:
+        await run_once(script, lookup, sleeps)
+    assert info.value is error
+    assert (script.calls, lookup.calls) == (1, 0)

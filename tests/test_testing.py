@@ -29,6 +29,7 @@ from devin_async.testing import (
     WAITS_FOR_APPROVAL,
     WAITS_FOR_USER,
     FakeDevinServer,
+    FaultKind,
     Quirks,
     Step,
     timeline,
@@ -734,6 +735,25 @@ async def test_rate_limit_fault_sends_retry_after(api: Api, retry_after: str | N
     assert reply.headers.get("Retry-After") == retry_after
 
 
+@pytest.mark.parametrize(
+    ("kind", "told", "header"),
+    [
+        ("status", True, "true"),
+        ("status", False, "false"),
+        ("rate_limit", True, "true"),
+        ("status", None, None),
+    ],
+    ids=["status-true", "status-false", "429-true", "none"],
+)
+async def test_status_faults_send_x_should_retry(
+    api: Api, kind: FaultKind, told: bool | None, header: str | None
+) -> None:
+    api.server.inject(kind, status=409, should_retry=told)
+    reply = await api("GET", SESSIONS)
+    assert reply.status == (429 if kind == "rate_limit" else 409)
+    assert reply.headers.get("x-should-retry") == header
+
+
 async def test_faults_match_method_and_route_first_rule_wins(api: Api) -> None:
     api.server.inject("status", status=500, route="get_session", times=None)
     api.server.inject("status", status=504, method="post", times=2)
@@ -773,6 +793,9 @@ async def test_invalid_fault_rules_are_rejected(server: FakeDevinServer) -> None
         server.inject("status", when="during")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="probability"):
         server.inject("status", rate=1.5)
+    for kind in ("drop", "slow", "malformed"):
+        with pytest.raises(ValueError, match="should_retry"):
+            server.inject(kind, should_retry=True)  # type: ignore[arg-type]
     assert "enterprise_list_sessions" in server.route_names
     assert server.count() == 0
 

@@ -33,6 +33,7 @@ class _Fault:
     delay: float
     when: Literal["before", "after"]
     gate: asyncio.Event | None
+    should_retry: bool | None = None
 
     def matches(self, method: str, route: str | None) -> bool:
         """Tell whether this rule still applies to a request."""
@@ -75,10 +76,13 @@ def _new_fault(
     when: Literal["before", "after"],
     gate: asyncio.Event | None,
     route_names: Collection[str],
+    should_retry: bool | None = None,
 ) -> _Fault:
     """Check the arguments of ``FakeDevinServer.inject`` and build its rule."""
     if kind not in _FAULT_KINDS:
         raise ValueError(f"unknown fault kind {kind!r}")
+    if should_retry is not None and kind not in ("status", "rate_limit"):
+        raise ValueError(f"should_retry is a header of an answer: a {kind!r} fault sends none")
     if route is not None and route not in route_names:
         raise ValueError(f"unknown route {route!r}; known: {sorted(route_names)}")
     if kind == "rate_limit":
@@ -88,7 +92,9 @@ def _new_fault(
     if rate is not None and not 0.0 <= rate <= 1.0:
         raise ValueError("rate must be a probability between 0 and 1")
     method = None if method is None else method.upper()
-    return _Fault(kind, times, rate, method, route, status, retry_after, delay, when, gate)
+    return _Fault(
+        kind, times, rate, method, route, status, retry_after, delay, when, gate, should_retry
+    )
 
 
 async def _act_out(
@@ -105,7 +111,9 @@ async def _act_out(
         return web.Response()
     if fault.kind == "malformed":
         return web.Response(text=_MALFORMED_BODY, content_type="application/json")
-    headers = None
+    headers = {}
     if fault.status == 429 and fault.retry_after is not None:
-        headers = {"Retry-After": fault.retry_after}
-    return _problem(fault.status, "Injected fault", request.path, headers)
+        headers["Retry-After"] = fault.retry_after
+    if fault.should_retry is not None:
+        headers["x-should-retry"] = "true" if fault.should_retry else "false"
+    return _problem(fault.status, "Injected fault", request.path, headers or None)

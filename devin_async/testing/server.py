@@ -223,6 +223,7 @@ class FakeDevinServer:
         delay: float = 0.5,
         when: Literal["before", "after"] = "before",
         gate: asyncio.Event | None = None,
+        should_retry: bool | None = None,
     ) -> None:
         """Add a fault rule; the first matching rule that fires wins.
 
@@ -242,6 +243,8 @@ class FakeDevinServer:
             when: "before" handling, or "after" it (the action really happens, e.g. a session
                 is created, and then the fault is answered).
             gate: a "slow" fault waits until this event is set instead of ``delay`` seconds.
+            should_retry: the ``x-should-retry`` header ("true" or "false") of a "status" or
+                "rate_limit" answer, None for none.
 
         Unless ``handler_cancellation`` is on, a request the client gave up on (timed out
         during a "slow" fault) is still handled to the end: ``wait_idle()`` waits for that.
@@ -259,6 +262,7 @@ class FakeDevinServer:
                 when=when,
                 gate=gate,
                 route_names=self.route_names,
+                should_retry=should_retry,
             )
         )
 

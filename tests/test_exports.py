@@ -38,6 +38,11 @@ PUBLIC_MODULES: dict[str, set[str]] = {
     "devin_async._fanout": {"create_many"},  # the loop behind create_sessions
     "devin_async._convert": {  # the wire: only the wait-state codec is public
         "dumps_create_request",
+        "dumps_message_request",
+        "dumps_tags_request",
+        "error_summary",
+        "loads",
+        "loads_error_body",
         "session_row",
         "session_rows",
         "structure",
@@ -46,6 +51,7 @@ PUBLIC_MODULES: dict[str, set[str]] = {
         "structure_session",
         "structure_session_page",
         "structure_tags",
+        "unstructure",
     },
 }
 

@@ -18,7 +18,7 @@ PUBLIC_MODULES: dict[str, set[str]] = {
     "devin_async._paging": {"EMPTY_PAGE_LIMIT"},  # the bound on endless empty pages
     "devin_async._events": {"Hooks"},  # the client's dispatcher
     "devin_async._errors": {"StatusInfo"},  # typing helper for the constructors' **kwargs
-    "devin_async._models": set(),
+    "devin_async._models": {"SendMessageRequest", "TagsRequest"},  # bodies the client builds
     "devin_async._protocol": {  # request building and decoding: only the shapes are public
         name
         for name in importlib.import_module("devin_async._protocol").__all__

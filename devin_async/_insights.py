@@ -14,8 +14,9 @@ enterprise ``GET .../insights`` and no list of insights.
 from __future__ import annotations
 
 from . import _convert, _protocol
-from ._errors import AwaitTimeoutError
+from ._errors import AwaitTimeoutError, DevinError
 from ._models import InsightsGeneration, SessionInsights
+from ._retry import poll_retry_delay
 from ._waiting.calls import WaitCalls
 
 __all__ = ["InsightsCalls"]
@@ -57,7 +58,9 @@ class InsightsCalls(WaitCalls):
 
         Reads the insights first; when ``analysis`` is missing it asks for generation
         (``started`` or ``already_exists`` both go on to wait) and polls, the delay
-        doubling from ``poll_interval`` up to ``max_poll_interval``.
+        doubling from ``poll_interval`` up to ``max_poll_interval``. A transient failure
+        of a poll (5xx, 429, a dropped connection) is polled again within the deadline,
+        after its ``Retry-After`` if that is longer, as the session waits do.
 
         Raises:
             AwaitTimeoutError: ``timeout`` seconds passed first; ``.session`` is the last
@@ -72,24 +75,50 @@ class InsightsCalls(WaitCalls):
         engine = self._engine
         start = engine.now()
         deadline = start + wait.timeout
-        insights = await self.get_insights(session_id)
-        polls = 1
-        if insights.ready:
-            return insights
-        await self.generate_insights(session_id)
+        insights: SessionInsights | None = None
+        generated = False
+        polls = 0
         delay = wait.poll_interval
+        last_error: BaseException | None = None
+        floor = 0.0
         while True:
-            now = engine.now()
-            if now >= deadline:
-                raise AwaitTimeoutError(
-                    f"insights of session {session_id} were not ready within {wait.timeout}s",
-                    session=insights,
-                    elapsed=now - start,
-                    polls=polls,
-                )
-            await engine.pause(min(delay, deadline - now))
-            delay = min(delay * 2, wait.max_poll_interval)
-            insights = await self.get_insights(session_id)
+            if polls:
+                now = engine.now()
+                if now >= deadline:
+                    raise _timed_out(
+                        session_id, wait.timeout, insights, now - start, polls, last_error
+                    )
+                await engine.pause(min(max(delay, floor), deadline - now))
+                delay = min(delay * 2, wait.max_poll_interval)
             polls += 1
+            try:
+                data = await self._sender.attempt(_protocol.get_insights(self._scope, session_id))
+            except DevinError as exc:
+                retry = poll_retry_delay(exc, self._sender.policy.max_retry_after)
+                if retry is None:
+                    raise
+                last_error, floor = exc, retry
+                continue
+            insights, last_error, floor = _convert.structure_insights(data), None, 0.0
             if insights.ready:
                 return insights
+            if not generated:
+                await self.generate_insights(session_id)  # started or already_exists: wait
+                generated = True
+
+
+def _timed_out(
+    session_id: str,
+    timeout: float,
+    insights: SessionInsights | None,
+    elapsed: float,
+    polls: int,
+    last_error: BaseException | None,
+) -> AwaitTimeoutError:
+    """The error of an insights wait whose deadline passed, naming its last failure."""
+    message = f"insights of session {session_id} were not ready within {timeout}s"
+    if last_error is not None:
+        message += f"; the last poll failed: {type(last_error).__name__}: {last_error}"
+    return AwaitTimeoutError(
+        message, session=insights, elapsed=elapsed, polls=polls, last_error=last_error
+    )

@@ -15,6 +15,7 @@ from devin_async import (
     InsightsGeneration,
     InsightsStatus,
     NotFoundError,
+    PermissionDeniedError,
     ResponseValidationError,
     SessionInsights,
     _convert,
@@ -203,3 +204,29 @@ def test_a_bad_insights_body_is_a_validation_error() -> None:
     del missing["session_size"]
     with pytest.raises(ResponseValidationError):
         _convert.structure_insights(missing)
+
+
+async def test_await_insights_polls_again_after_a_transient_failure(
+    client: DevinClient, server: FakeDevinServer, sleep: FakeTime
+) -> None:
+    session = await client.create_session("flaky proxy")
+    await client.generate_insights(session.session_id)
+    server.inject("status", status=503, route="get_insights", times=1, retry_after="5")
+    # The first read (before any poll) retries inside the request; then the polls.
+    server.inject("status", status=503, route="get_insights", times=None, retry_after="7")
+    with pytest.raises(AwaitTimeoutError) as caught:
+        await client.await_insights(session.session_id, timeout=30, poll_interval=1)
+    assert caught.value.last_error is not None
+    assert "503" in str(caught.value)
+    server.clear_faults()
+    assert (await client.await_insights(session.session_id, timeout=60)).ready
+
+
+async def test_await_insights_ends_on_a_fatal_failure(
+    client: DevinClient, server: FakeDevinServer
+) -> None:
+    session = await client.create_session("revoked key")
+    await client.generate_insights(session.session_id)
+    server.inject("status", status=403, route="get_insights", times=None)
+    with pytest.raises(PermissionDeniedError):
+        await client.await_insights(session.session_id, timeout=30, poll_interval=1)

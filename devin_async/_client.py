@@ -19,6 +19,7 @@ from ._create import CREATE_TAG_PREFIX, DEFAULT_GRACE, Creator, request_of
 from ._errors import ClientClosedError, ConfigurationError
 from ._events import Hook, Hooks
 from ._fanout import SessionResult, create_many
+from ._insights import InsightsCalls
 from ._limits import Governor
 from ._models import (
     AdvancedMode,
@@ -36,7 +37,7 @@ from ._paging import Pager
 from ._pipeline import Sender
 from ._retry import RetryPolicy, Sleep
 from ._settings import Configured, Settings, positive
-from ._waiting.calls import WaitCalls, build_engine
+from ._waiting.calls import build_engine
 from ._waiting.settle import Predicate, Wait, is_settled
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ def _transport_of(
     )
 
 
-class DevinClient(Configured, WaitCalls):
+class DevinClient(Configured, InsightsCalls):
     """An async client for the Devin v3 sessions API.
 
     Use it as ``async with DevinClient() as client:`` or call ``await client.aclose()``.

@@ -665,3 +665,20 @@ def error_summary(body: object) -> tuple[str, tuple[ValidationDetail, ...]]:
         title = body.get("title")
         text = title if isinstance(title, str) else ""
     return text, errors
+
+
+# ------------------------------------------------------------------ insights
+
+from ._models import InsightsGeneration, SessionInsights  # noqa: E402 - kept with its section
+
+__all__ += ["structure_insights", "structure_insights_generation"]
+
+
+def structure_insights(data: object) -> SessionInsights:
+    """Structure a decoded SessionInsightsResponse (``analysis`` None until it is done)."""
+    return structure(data, SessionInsights)
+
+
+def structure_insights_generation(data: object) -> InsightsGeneration:
+    """Structure a decoded SessionInsightsGenerateResponse."""
+    return structure(data, InsightsGeneration)

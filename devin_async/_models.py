@@ -26,6 +26,8 @@ __all__ = [
     "Attachment",
     "CreateSessionRequest",
     "DevinMode",
+    "InsightsGeneration",
+    "InsightsStatus",
     "Message",
     "MessageSource",
     "Page",
@@ -33,6 +35,7 @@ __all__ = [
     "SendMessageRequest",
     "Session",
     "SessionCategory",
+    "SessionInsights",
     "SessionOrigin",
     "SessionSecret",
     "SessionStatus",
@@ -344,3 +347,37 @@ class TagsRequest:
     """The body of a set-tags call (replace or append): ``{"tags": [...]}``."""
 
     tags: tuple[str, ...]
+
+
+class InsightsStatus(StrEnum):
+    """The answer to a generate-insights request (open: other values stay strings)."""
+
+    STARTED = "started"
+    ALREADY_EXISTS = "already_exists"  # generated already, or generation in progress
+
+
+@attrs.frozen
+class InsightsGeneration:
+    """SessionInsightsGenerateResponse: the session and what the request did."""
+
+    session_id: str
+    status: InsightsStatus | str
+
+
+@attrs.frozen
+class SessionInsights(Session):
+    """SessionInsightsResponse: a session with its metrics and AI analysis.
+
+    ``analysis`` is None until the analysis has completed (the API answers 200 with
+    ``analysis: null`` before that, not 404); ``ready`` says whether it is there.
+    """
+
+    num_devin_messages: int = attrs.field(kw_only=True)
+    num_user_messages: int = attrs.field(kw_only=True)
+    session_size: str = attrs.field(kw_only=True)  # size class, e.g. "xs" (enum not documented)
+    analysis: dict[str, Any] | None = attrs.field(default=None, kw_only=True)
+
+    @property
+    def ready(self) -> bool:
+        """Whether the analysis has completed."""
+        return self.analysis is not None

@@ -60,6 +60,8 @@ __all__ = [
     "create_session",
     "decode",
     "encode_query",
+    "generate_insights",
+    "get_insights",
     "get_session",
     "get_tags",
     "list_attachments",
@@ -464,6 +466,20 @@ def archive_session(scope: Scope, session_id: str) -> Request:
 def get_tags(scope: Scope, session_id: str) -> Request:
     """Build ``GET .../sessions/{devin_id}/tags``."""
     return _about("GET", scope, session_id, "/tags")
+
+
+def get_insights(scope: Scope, session_id: str) -> Request:
+    """Build ``GET /v3/organizations/{org_id}/sessions/{devin_id}/insights`` (org only)."""
+    _org_only(scope, "get_insights")
+    return _about("GET", scope, session_id, "/insights")
+
+
+def generate_insights(scope: Scope, session_id: str) -> Request:
+    """Build ``POST .../sessions/{devin_id}/insights/generate``.
+
+    Idempotent: a repeat answers ``already_exists`` and starts nothing.
+    """
+    return _about("POST", scope, session_id, "/insights/generate")
 
 
 def set_tags(scope: Scope, session_id: str, tags: Sequence[str], *, replace: bool) -> Request:

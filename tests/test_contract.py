@@ -44,9 +44,11 @@ from devin_async import (
     Attachment,
     CreateSessionRequest,
     DevinClient,
+    InsightsGeneration,
     Message,
     Page,
     Session,
+    SessionInsights,
     SessionSecret,
     SessionUpdate,
     WaitState,
@@ -509,6 +511,23 @@ async def test_tags_are_accepted(
 
 
 @pytest.mark.parametrize("scope", SCOPES)
+async def test_insights_are_accepted(
+    clients: Callable[..., DevinClient],
+    exchanges: list[Exchange],
+    contract: Contract,
+    scope: str,
+) -> None:
+    # The spec has insights/generate in both scopes, GET .../insights in org scope only.
+    client = clients(scope)
+    generated = await client.generate_insights(SESSION)
+    assert isinstance(generated, InsightsGeneration)
+    assert isinstance(generated.status, str)
+    if scope == "org":
+        assert isinstance(await client.get_insights(SESSION), SessionInsights)
+    assert_accepted(exchanges, contract, 2 if scope == "org" else 1)
+
+
+@pytest.mark.parametrize("scope", SCOPES)
 async def test_attachments_are_accepted(
     clients: Callable[..., DevinClient],
     exchanges: list[Exchange],
@@ -556,11 +575,13 @@ DYNAMIC_CALLS: dict[str, int] = {
     "list_attachments": 30,
     "get_tags": 20,
     "send_message": 10,
+    "generate_insights": 10,
 }
 ORG_ONLY_CALLS: dict[str, int] = {
     "create_session": 10,
     "terminate_session": 5,
     "archive_session": 5,
+    "get_insights": 10,
 }
 
 
@@ -575,6 +596,8 @@ def _dynamic_call(client: DevinClient, name: str) -> Callable[[], Awaitable[obje
         "create_session": lambda: client.create_session("Fix it"),
         "terminate_session": lambda: client.terminate_session(SESSION),
         "archive_session": lambda: client.archive_session(SESSION),
+        "generate_insights": lambda: client.generate_insights(SESSION),
+        "get_insights": lambda: client.get_insights(SESSION),
     }
     return calls[name]
 
@@ -587,6 +610,10 @@ def _is_model(name: str, result: object) -> bool:
         return isinstance(result, tuple) and all(isinstance(a, Attachment) for a in result)
     if name == "get_tags":
         return isinstance(result, tuple) and all(isinstance(t, str) for t in result)
+    if name == "generate_insights":
+        return isinstance(result, InsightsGeneration)
+    if name == "get_insights":
+        return isinstance(result, SessionInsights)
     return isinstance(result, Session)
 
 

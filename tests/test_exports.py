@@ -52,7 +52,10 @@ PUBLIC_MODULES: dict[str, set[str]] = {
         "structure_session_page",
         "structure_tags",
         "unstructure",
+        "structure_insights",
+        "structure_insights_generation",
     },
+    "devin_async._insights": {"InsightsCalls"},  # a base class of DevinClient
 }
 
 

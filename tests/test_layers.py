@@ -18,7 +18,7 @@ LAYERS: list[set[str]] = [
     {"_transport"},
     {"_pipeline"},
     {"_create", "_paging", "_fanout"},
-    {"_waiting"},
+    {"_waiting", "_insights"},
     {"_settings", "_client"},
     {"cli", "testing", "demo", "_demo", "pytest_plugin", "__init__", "__main__"},
 ]

@@ -176,6 +176,10 @@ class Engine:
         """The engine's clock."""
         return self._clock()
 
+    async def pause(self, delay: float) -> None:
+        """Sleep ``delay`` seconds with the client's sleep (the clock ``now`` reads)."""
+        await self._sleep(delay)
+
     def polls(self, waiter: Waiter) -> int:
         """How many ticks have polled ``waiter``'s session since it subscribed."""
         return self.ticks - waiter.first_tick

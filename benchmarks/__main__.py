@@ -5,6 +5,7 @@
     python -m benchmarks --only decode      # one benchmark (repeatable)
     python -m benchmarks --only profile     # cProfile split of get_session vs raw aiohttp
     python -m benchmarks --only governor    # the 429 governor: 5 scenarios x 60 s + plot
+    python -m benchmarks --only plugin_import  # what loading the pytest plugin costs
 
 Nothing here asserts a timing: every ratio is against a baseline measured in the same
 run, and each target is printed next to its measurement.
@@ -26,10 +27,11 @@ from . import (
     bench_fanout,
     bench_get_session,
     bench_governor,
+    bench_plugin_import,
     profile_get_session,
 )
 
-DEFAULT = ("get_session", "fanout", "decode", "create", "governor")
+DEFAULT = ("get_session", "fanout", "decode", "create", "governor", "plugin_import")
 
 
 def _get_session(quick: bool) -> str:
@@ -57,6 +59,11 @@ def _governor(quick: bool) -> str:
     return bench_governor.report(bench_governor.run(cfg))
 
 
+def _plugin_import(quick: bool) -> str:
+    cfg = bench_plugin_import.Config.quick() if quick else bench_plugin_import.Config()
+    return bench_plugin_import.report(bench_plugin_import.run(cfg))
+
+
 def _profile(quick: bool) -> str:
     return profile_get_session.run(requests=1_000 if quick else 5_000)
 
@@ -67,6 +74,7 @@ BENCHMARKS: dict[str, Callable[[bool], str]] = {
     "decode": _decode,
     "create": _create,
     "governor": _governor,
+    "plugin_import": _plugin_import,
     "profile": _profile,
 }
 

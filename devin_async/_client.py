@@ -8,8 +8,6 @@ https://docs.devin.ai/api-reference/v3/sessions/post-organizations-sessions.md
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
@@ -36,7 +34,7 @@ from ._models import (
 from ._paging import Pager
 from ._pipeline import Sender
 from ._retry import RetryPolicy, Sleep
-from ._settings import Configured, Settings, positive
+from ._settings import Configured, Settings, client_time, positive
 from ._waiting.calls import build_engine
 from ._waiting.settle import Predicate, Wait, is_settled
 
@@ -134,8 +132,9 @@ class DevinClient(Configured, InsightsCalls):
             ignored.
         sleep: coroutine behind every delay of the client: retry backoff, rate
             limiting, and the polls, deadlines and Retry-After floors of waits
-            (injected in tests, with ``clock``, to run on virtual time).
-        clock: the client's monotonic clock, seconds.
+            (injected in tests, with ``clock``, to run on virtual time); default
+            ``asyncio.sleep``, or instant under ``devin_async.testing.set_instant()``.
+        clock: the client's monotonic clock, seconds; default ``time.monotonic``.
 
     Raises:
         ConfigurationError: no API key, or an unsafe base URL or org id.
@@ -160,9 +159,10 @@ class DevinClient(Configured, InsightsCalls):
         wait_strategy: Literal["ids", "watermark"] = "ids",
         reconcile_interval: float = DEFAULT_RECONCILE_INTERVAL,
         hooks: Iterable[Hook] = (),
-        sleep: Sleep = asyncio.sleep,
-        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
+        sleep, clock = client_time(sleep, clock)
         if not isinstance(exactly_once_create, bool):
             raise ConfigurationError(
                 f"exactly_once_create must be a bool, not {type(exactly_once_create).__name__}"

@@ -97,7 +97,9 @@ Cost
     With no cap and no pause, ``acquire()`` is an uncontended counter decrement, one
     clock read and a start count; ``release()`` is O(1) and ``on_success()`` one count.
     None of them allocates beyond the counters; a window is rolled once per second.
-    ``sleep`` is only called when a caller must wait.
+    ``sleep`` is only called when a caller must wait, and once per wait: a caller that
+    slept towards its start takes it as reached, even if ``clock`` did not advance (a
+    ``sleep`` injected without a ``clock``); it sleeps again only if its start moved later.
 
 Cancellation
     A caller cancelled while waiting gives back its slot (or passes a slot handed to it
@@ -600,7 +602,9 @@ class Governor:
         self._slots.release()
 
     async def _wait_for_turn(self, now: float) -> float:
+        """Wait for this caller's start; return the clock's time then."""
         ticket: float | None = None
+        real = now
         while True:
             rate = self._rate
             if rate is None:
@@ -612,10 +616,14 @@ class Governor:
                     ticket, self._anchor_time, self._anchor_pos, self._interval, self._paused_until
                 )
             if now >= start:
-                return now
+                return real
             # Re-checked on waking: a 429 meanwhile may have paused or slowed everyone.
+            # Having slept towards ``start`` counts as reaching it even if the clock says
+            # otherwise (an injected sleep that does not advance the clock): only a start
+            # that moved later meanwhile sleeps again, so the loop never spins.
             await self._sleep(start - now)
-            now = self._clock()
+            real = self._clock()
+            now = max(real, start)
 
     def _take_ticket(self, now: float, rate: float) -> float:
         pos = position(now, self._anchor_time, self._anchor_pos, rate)

@@ -2,15 +2,99 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import attrs
 
 from . import _protocol
 from ._errors import ConfigurationError
+from ._retry import Sleep
 from ._waiting.settle import WaitOptions
 
-__all__ = ["Configured", "Settings", "positive"]
+__all__ = [
+    "Configured",
+    "InstantTime",
+    "Settings",
+    "client_time",
+    "instant",
+    "instant_enabled",
+    "positive",
+    "set_instant",
+]
+
+Clock = Callable[[], float]
+_instant = False
+
+
+class InstantTime:
+    """A clock and a sleep for tests: each sleep lets the loop run once, then jumps.
+
+    ``sleep(delay)`` yields to the event loop once (other tasks run, a cancellation lands)
+    and then moves ``clock`` on to at least the sleep's end, so every delay of a client
+    (retry backoff, rate limiting, Retry-After pauses, poll intervals, deadlines) passes
+    at once and nothing spins waiting for real time to catch up. The clock follows
+    ``time.monotonic`` plus the time jumped, and never goes back.
+    """
+
+    def __init__(self) -> None:
+        self._jumped = 0.0
+        self._lock = threading.Lock()
+
+    def clock(self) -> float:
+        """The monotonic time plus every jump so far, seconds."""
+        return time.monotonic() + self._jumped
+
+    async def sleep(self, delay: float) -> None:
+        """Yield to the loop once, then move the clock past ``delay`` seconds from now."""
+        end = self.clock() + max(delay, 0.0)
+        await asyncio.sleep(0)
+        with self._lock:
+            self._jumped = max(self._jumped, end - time.monotonic())
+
+
+def set_instant(enabled: bool = True) -> None:
+    """Make the delays of clients created from now on instant (``enabled``) or real.
+
+    A client created while it is on, without ``sleep=`` or ``clock=``, gets its own
+    ``InstantTime``: retries, backoff, rate limiting and the polls and deadlines of waits
+    take no real time (waits time out after as many polls as their virtual deadline
+    allows). Requests themselves keep their real timeouts.
+    """
+    global _instant  # one process-wide switch, like stamina's testing mode
+    _instant = bool(enabled)
+
+
+def instant_enabled() -> bool:
+    """Whether ``set_instant(True)`` is in force."""
+    return _instant
+
+
+@contextmanager
+def instant(enabled: bool = True) -> Iterator[None]:
+    """``set_instant(enabled)`` for the ``with`` block, then back to what it was."""
+    before = _instant
+    set_instant(enabled)
+    try:
+        yield
+    finally:
+        set_instant(before)
+
+
+def client_time(sleep: Sleep | None, clock: Clock | None) -> tuple[Sleep, Clock]:
+    """A client's sleep and clock: those given, else instant ones if switched on, else real.
+
+    With only ``sleep`` given the clock is ``time.monotonic`` (the governor takes a sleep
+    that did not advance it as having reached its end, so it does not spin).
+    """
+    if sleep is None and clock is None and _instant:
+        fake = InstantTime()
+        return fake.sleep, fake.clock
+    return (asyncio.sleep if sleep is None else sleep), (time.monotonic if clock is None else clock)
 
 
 def positive(name: str, value: float) -> float:

@@ -82,6 +82,7 @@ def test_the_testing_kit_exports_its_public_names() -> None:
         *("ERRORS", "EXITS", "FINISHES", "REDACTED", "SUSPENDS", "WAITS_FOR_APPROVAL"),
         *("WAITS_FOR_USER", "FakeDevinServer", "FakeSession", "FaultKind", "Quirks"),
         *("RecordedRequest", "Step", "StepLike", "timeline", "MockTransport", "mock_response"),
+        *("ThreadedFakeDevin", "Gate", "InstantTime", "instant", "set_instant"),
     }
     for name in testing.__all__:
         assert getattr(testing, name) is not None

@@ -943,3 +943,47 @@ async def test_decisions_are_logged(caplog: pytest.LogCaptureFixture) -> None:
         f"request rate recovered: cap dropped ({cubic_rate(1_000.0, MIN_RATE, 0.0):.2f}/s, "
         "sending 0.00/s)",
     ]
+
+
+# ------------------------------------------------------------------ a sleep without a clock
+
+
+async def test_a_sleep_that_does_not_advance_the_clock_is_called_once_per_wait() -> None:
+    # Only ``sleep`` injected: the real clock barely moves while it returns at once.
+    # Each caller sleeps towards its start once and then goes: no spinning on the clock.
+    calls: list[float] = []
+
+    async def instant(delay: float) -> None:
+        calls.append(delay)
+        await asyncio.sleep(0)
+
+    governor = Governor(requests_per_second=2.0, max_in_flight=4, sleep=instant)
+    for _ in range(12):
+        await governor.acquire()
+        governor.release()
+        governor.on_success()
+    # A burst of 2 starts at once; each of the other 10 waits (up to 5 s) with one sleep.
+    assert len(calls) == 10
+    assert all(delay > 0 for delay in calls)
+    governor.on_rate_limited(30.0)  # a pause the clock will not reach during the test
+    await governor.acquire()
+    governor.release()
+    assert len(calls) == 11
+
+
+async def test_a_start_moved_later_during_a_sleep_sleeps_again() -> None:
+    calls: list[float] = []
+    governor = Governor(max_in_flight=2, sleep=lambda delay: _pause_then(governor, calls, delay))
+    governor.on_rate_limited(10.0)
+    await governor.acquire()
+    governor.release()
+    # The first sleep saw the pause extended by 20 s: one more sleep, then the start.
+    assert len(calls) == 2
+    assert calls[1] > 10.0
+
+
+async def _pause_then(governor: Governor, calls: list[float], delay: float) -> None:
+    calls.append(delay)
+    if len(calls) == 1:
+        governor.on_rate_limited(30.0)
+    await asyncio.sleep(0)

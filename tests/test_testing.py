@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import json
 import math
 import socket
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -1309,21 +1307,6 @@ async def test_unknown_paths_are_recorded_without_a_route(api: Api) -> None:
 
 
 # --------------------------------------------------------------------------- pytest plugin
-
-
-def _load_plugin() -> Any:
-    spec = importlib.util.find_spec("devin_async.pytest_plugin")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_plugin_defines_nothing_without_pytest_asyncio(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert hasattr(_load_plugin(), "fake_devin")
-    monkeypatch.setitem(sys.modules, "pytest_asyncio", None)
-    assert not hasattr(_load_plugin(), "fake_devin")
 
 
 def test_fake_devin_fixture_serves_a_started_server(

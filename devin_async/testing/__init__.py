@@ -30,17 +30,22 @@ The package's modules: ``timelines`` (``Step`` and the canned timelines), ``sess
 recorded requests and session state), ``validation`` (request checks and error bodies),
 ``queries`` (list filters and pages), ``faults`` (injected faults, the rate limit),
 ``quirks`` (``Quirks``), ``routes`` (the endpoint handlers), ``pipeline`` (what every request
-goes through around them) and ``server`` (``FakeDevinServer``). Without any server,
+goes through around them), ``server`` (``FakeDevinServer``) and ``threaded``
+(``ThreadedFakeDevin``, the server in its own thread and loop, what the pytest fixtures
+use). ``set_instant()`` (or ``with instant():``) makes every delay of the clients created
+meanwhile instant. Without any server,
 ``mock`` has ``MockTransport``, which answers a client's requests from a function.
 """
 
 from __future__ import annotations
 
+from .._settings import InstantTime, instant, set_instant
 from .faults import FaultKind
 from .mock import MockTransport, mock_response
 from .quirks import Quirks
 from .server import FakeDevinServer
 from .sessions import FakeSession, RecordedRequest
+from .threaded import Gate, ThreadedFakeDevin
 from .timelines import (
     ERRORS,
     EXITS,
@@ -65,11 +70,16 @@ __all__ = [
     "FakeDevinServer",
     "FakeSession",
     "FaultKind",
+    "Gate",
+    "InstantTime",
     "MockTransport",
     "Quirks",
     "RecordedRequest",
     "Step",
     "StepLike",
+    "ThreadedFakeDevin",
+    "instant",
     "mock_response",
+    "set_instant",
     "timeline",
 ]

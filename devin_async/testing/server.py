@@ -6,7 +6,7 @@ import asyncio
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Sequence
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from aiohttp import web
 
@@ -17,6 +17,9 @@ from .quirks import Quirks, _Quirk
 from .routes import _Routes
 from .sessions import FakeSession, RecordedRequest
 from .timelines import FINISHES, Step, StepLike, _steps
+
+if TYPE_CHECKING:
+    from .threaded import ThreadedFakeDevin
 
 __all__ = ["FakeDevinServer"]
 
@@ -142,6 +145,13 @@ class FakeDevinServer:
         self.insights = _Insights(self)
         self._app.add_routes(self.insights.table())
         self.route_names = frozenset(r.name for r in self._app.router.resources() if r.name)
+
+    @classmethod
+    def in_thread(cls, **options: Any) -> ThreadedFakeDevin:
+        """A server (``options`` as above) to run in its own thread and event loop."""
+        from .threaded import ThreadedFakeDevin
+
+        return ThreadedFakeDevin(**options)
 
     # ------------------------------------------------------------------ lifecycle
 

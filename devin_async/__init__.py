@@ -124,3 +124,27 @@ __all__ = [
     "is_settled_or_awaiting_approval",
     "loads_wait_state",
 ]
+
+# Tracebacks and reprs name the public module (devin_async.NotFoundError), not the private
+# one that defines the class; pickle finds the class there too.
+for _error in (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    AwaitTimeoutError,
+    BadRequestError,
+    ClientClosedError,
+    ConfigurationError,
+    ConflictError,
+    CreateOutcomeUnknownError,
+    DevinError,
+    InternalServerError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ResponseValidationError,
+    UnprocessableEntityError,
+):
+    _error.__module__ = __name__
+del _error

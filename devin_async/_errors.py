@@ -286,3 +286,12 @@ class CreateOutcomeUnknownError(DevinError):
         self.idempotency_key = idempotency_key
         self.elapsed = elapsed
         self.lookups = lookups
+
+
+# Tracebacks and reprs name the public module (devin_async.NotFoundError), not this private
+# one; pickle finds the classes there too.
+for _name in __all__:
+    _public = globals()[_name]
+    if isinstance(_public, type) and issubclass(_public, DevinError):
+        _public.__module__ = "devin_async"
+del _name, _public

@@ -47,6 +47,20 @@ class SessionResult:
         return self.session
 
 
+def _prepare_item(
+    prepare: Callable[[CreateSessionRequest], _P], index: int, item: str | CreateSessionRequest
+) -> _P:
+    """Check one item of a fan-out; a refusal names the item by its index."""
+    try:
+        if not isinstance(item, CreateSessionRequest):
+            item = CreateSessionRequest(prompt=item)
+        return prepare(item)
+    except TypeError as exc:
+        raise TypeError(f"create_sessions item {index}: {exc}") from exc
+    except ValueError as exc:
+        raise ValueError(f"create_sessions item {index}: {exc}") from exc
+
+
 async def create_many(
     prepare: Callable[[CreateSessionRequest], _P],
     create: Callable[[_P], Awaitable[Session]],
@@ -67,10 +81,7 @@ async def create_many(
     check_count("concurrency", concurrency, 1)
     if isinstance(requests, str | bytes):
         raise TypeError("create_sessions takes a list of prompts or requests, not one string")
-    items = [
-        prepare(r if isinstance(r, CreateSessionRequest) else CreateSessionRequest(prompt=r))
-        for r in requests
-    ]
+    items = [_prepare_item(prepare, index, r) for index, r in enumerate(requests)]
     results: list[SessionResult | None] = [None] * len(items)
     todo = iter(enumerate(items))
 

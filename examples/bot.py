@@ -5,9 +5,10 @@ restarted it resumes following the session without replaying old messages: run i
 twice with the same --state file to see that. The session is created with the id of
 the chat message that asked for it as its `idempotency_key`, so a bot that crashes
 between the create and saving its state gets the same session when it starts again,
-not a second one. Runs against the embedded fake server unless DEVIN_API_KEY is set.
+not a second one. Runs against the embedded fake server; ``--real`` uses the real API
+(one real session).
 
-    python examples/bot.py [--state bot-state.json] [--request-id slack-msg-1724]
+    python examples/bot.py [--real] [--state bot-state.json] [--request-id slack-msg-1724]
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import tempfile
 from pathlib import Path
 
 import anyio
+from _backend import add_real_option, open_client
 
 from devin_async import (
     DevinClient,
@@ -79,6 +80,18 @@ async def run(client: DevinClient, path: Path, request_id: str) -> None:
         print(f"pull request: {pr.pr_url}")
 
 
+def _script(server: FakeDevinServer) -> None:
+    server.queue_timeline(
+        [
+            Step("claimed"),
+            Step("running", "working", reads=2),
+            Step("running", "waiting_for_user", message="Which branch should I use?"),
+            Step("running", "working", reads=2),
+            Step("running", "finished", pull_request="https://github.com/acme/app/pull/7"),
+        ]
+    )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--state", type=Path, help="where to keep the bot's place")
@@ -87,32 +100,18 @@ async def main() -> None:
         default="chat-message-1",
         help="id of the chat message that asked for the work (the idempotency key)",
     )
+    add_real_option(parser)
     args = parser.parse_args()
     state_file = args.state or Path(tempfile.mkdtemp()) / "bot-state.json"
 
     async with contextlib.AsyncExitStack() as stack:
-        if os.environ.get("DEVIN_API_KEY"):
-            client = await stack.enter_async_context(DevinClient())
-        else:
-            server = await stack.enter_async_context(FakeDevinServer(message_lag_reads=2))
-            server.queue_timeline(
-                [
-                    Step("claimed"),
-                    Step("running", "working", reads=2),
-                    Step("running", "waiting_for_user", message="Which branch should I use?"),
-                    Step("running", "working", reads=2),
-                    Step("running", "finished", pull_request="https://github.com/acme/app/pull/7"),
-                ]
-            )
-            client = await stack.enter_async_context(
-                DevinClient(
-                    server.api_key,
-                    org_id=server.org_id,
-                    base_url=server.url,
-                    poll_interval=0.1,
-                    max_poll_interval=0.5,
-                )
-            )
+        client = await open_client(
+            stack,
+            real=args.real,
+            starts="one session",
+            fake=lambda: FakeDevinServer(message_lag_reads=2),
+            setup=_script,
+        )
         await run(client, state_file, args.request_id)
 
 

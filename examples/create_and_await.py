@@ -1,32 +1,28 @@
 """Create one Devin session and wait until it settles.
 
-Runs against the embedded fake server unless DEVIN_API_KEY is set (then it uses the
-real API, with DEVIN_ORG_ID, and starts one real session).
+Runs against the embedded fake server; ``--real`` uses the real API (DEVIN_API_KEY,
+DEVIN_ORG_ID) and starts one real session.
 
-    python examples/create_and_await.py
+    python examples/create_and_await.py [--real]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
-import os
 
-from devin_async import AwaitTimeoutError, DevinClient, DevinError, StatusDetail
-from devin_async.testing import FakeDevinServer
+from _backend import add_real_option, open_client
+
+from devin_async import AwaitTimeoutError, DevinError, StatusDetail
 
 
 async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_real_option(parser)
+    args = parser.parse_args()
     async with contextlib.AsyncExitStack() as stack:
-        if os.environ.get("DEVIN_API_KEY"):
-            client = await stack.enter_async_context(DevinClient())
-        else:
-            server = await stack.enter_async_context(FakeDevinServer())
-            client = await stack.enter_async_context(
-                DevinClient(
-                    server.api_key, org_id=server.org_id, base_url=server.url, poll_interval=0.2
-                )
-            )
+        client = await open_client(stack, real=args.real, starts="one session")
 
         session = await client.create_session(
             "Add a --version flag to the CLI and open a PR",

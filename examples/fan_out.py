@@ -3,45 +3,40 @@
 `create_sessions` starts them with bounded concurrency; `as_completed` waits for all
 of them through the client's batched poller (one list request per 200 sessions per
 tick) and yields each result in settle order. A failure is a result, not a crash.
-Runs against the embedded fake server unless DEVIN_API_KEY is set.
+Runs against the embedded fake server (200 sessions); ``--real`` uses the real API and
+starts 3 real sessions unless ``--count`` says otherwise.
 
-    python examples/fan_out.py
+    python examples/fan_out.py [--real] [--count N]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
-import os
 from collections import Counter
 
-from devin_async import DevinClient
-from devin_async.testing import FakeDevinServer
-
-PROMPTS = [f"Add docstrings to module {i}" for i in range(200)]
+from _backend import add_real_option, open_client
 
 
 async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_real_option(parser)
+    parser.add_argument("--count", type=int, help="sessions to start (200 on the fake, 3 real)")
+    args = parser.parse_args()
+    count = args.count or (3 if args.real else 200)
+    prompts = [f"Add docstrings to module {i}" for i in range(count)]
     async with contextlib.AsyncExitStack() as stack:
-        if os.environ.get("DEVIN_API_KEY"):
-            client = await stack.enter_async_context(DevinClient(requests_per_second=5))
-        else:
-            server = await stack.enter_async_context(FakeDevinServer())
-            client = await stack.enter_async_context(
-                DevinClient(
-                    server.api_key,
-                    org_id=server.org_id,
-                    base_url=server.url,
-                    poll_interval=0.1,
-                    max_poll_interval=0.5,
-                )
-            )
-
-        created = await client.create_sessions(PROMPTS, concurrency=16)
+        # A gentle rate on the real API; the fake takes the 200 creates at once.
+        rate = 5.0 if args.real else None
+        client = await open_client(
+            stack, real=args.real, starts=f"{count} sessions", requests_per_second=rate
+        )
+        created = await client.create_sessions(prompts, concurrency=16)
         started = [r.session_id for r in created if r.session_id is not None]
         for failed in (r for r in created if not r.ok):
             print("could not start:", failed.error)
-        print(f"started {len(started)} of {len(PROMPTS)} sessions")
+        print(f"started {len(started)} of {len(prompts)} sessions")
 
         outcomes: Counter[str] = Counter()
         async with client.as_completed(started, timeout=3600) as results:

@@ -2,21 +2,22 @@
 
 A hook is any callable taking an event; it runs inline, so it only counts. A real
 service would hand these to Prometheus or StatsD counters instead of a Counter.
-Runs against the embedded fake server (with a few injected faults) unless
-DEVIN_API_KEY is set.
+Runs against the embedded fake server (with a few injected faults); ``--real`` uses the
+real API and starts 3 real sessions unless ``--count`` says otherwise.
 
-    python examples/metrics.py
+    python examples/metrics.py [--real] [--count N]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
-import os
 from collections import Counter
 
+from _backend import add_real_option, open_client
+
 from devin_async import (
-    DevinClient,
     Event,
     RateLimitPaused,
     ResponseReceived,
@@ -55,26 +56,23 @@ class Metrics:
         return "\n".join(lines)
 
 
+def _faults(server: FakeDevinServer) -> None:
+    server.inject("status", status=503, times=3, route="list_sessions")
+    server.inject("rate_limit", retry_after="1", times=1, route="create_session")
+
+
 async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_real_option(parser)
+    parser.add_argument("--count", type=int, help="sessions to start (10 on the fake, 3 real)")
+    args = parser.parse_args()
+    count = args.count or (3 if args.real else 10)
     metrics = Metrics()
     async with contextlib.AsyncExitStack() as stack:
-        if os.environ.get("DEVIN_API_KEY"):
-            client = await stack.enter_async_context(DevinClient(hooks=[metrics]))
-        else:
-            server = await stack.enter_async_context(FakeDevinServer())
-            server.inject("status", status=503, times=3, route="list_sessions")
-            server.inject("rate_limit", retry_after="1", times=1, route="create_session")
-            client = await stack.enter_async_context(
-                DevinClient(
-                    server.api_key,
-                    org_id=server.org_id,
-                    base_url=server.url,
-                    poll_interval=0.1,
-                    max_poll_interval=0.5,
-                    hooks=[metrics],
-                )
-            )
-        created = await client.create_sessions([f"Task {i}" for i in range(10)])
+        client = await open_client(
+            stack, real=args.real, starts=f"{count} sessions", setup=_faults, hooks=[metrics]
+        )
+        created = await client.create_sessions([f"Task {i}" for i in range(count)])
         await client.await_sessions([r.unwrap().session_id for r in created], timeout=3600)
     print(metrics.report())
 

@@ -2,45 +2,42 @@
 
 `watch_session` yields the session each time its (status, status_detail) changes and
 stops once it settles. A bot would post to Slack where this prints.
-Runs against the embedded fake server unless DEVIN_API_KEY is set.
+Runs against the embedded fake server; ``--real`` uses the real API and starts one
+real session.
 
-    python examples/watch.py
+    python examples/watch.py [--real]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
-import os
 
-from devin_async import DevinClient, StatusDetail
+from _backend import add_real_option, open_client
+
+from devin_async import StatusDetail
 from devin_async.testing import FakeDevinServer, Step
 
 
+def _script(server: FakeDevinServer) -> None:
+    server.queue_timeline(
+        [
+            Step("claimed"),
+            Step("running", "working", reads=3),
+            Step("running", "waiting_for_approval", reads=2),
+            Step("running", "working", reads=2),
+            Step("running", "waiting_for_user", message="Which database should I use?"),
+        ]
+    )
+
+
 async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_real_option(parser)
+    args = parser.parse_args()
     async with contextlib.AsyncExitStack() as stack:
-        if os.environ.get("DEVIN_API_KEY"):
-            client = await stack.enter_async_context(DevinClient())
-        else:
-            server = await stack.enter_async_context(FakeDevinServer())
-            server.queue_timeline(
-                [
-                    Step("claimed"),
-                    Step("running", "working", reads=3),
-                    Step("running", "waiting_for_approval", reads=2),
-                    Step("running", "working", reads=2),
-                    Step("running", "waiting_for_user", message="Which database should I use?"),
-                ]
-            )
-            client = await stack.enter_async_context(
-                DevinClient(
-                    server.api_key,
-                    org_id=server.org_id,
-                    base_url=server.url,
-                    poll_interval=0.1,
-                    max_poll_interval=0.5,
-                )
-            )
+        client = await open_client(stack, real=args.real, starts="one session", setup=_script)
 
         session = await client.create_session("Migrate the cron jobs to the scheduler")
         print(f"watching {session.session_id}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -157,14 +158,51 @@ def test_python_m_demo_takes_the_options_of_the_cli_command() -> None:
     ],
 )
 def test_examples_run_against_the_fake_server(name: str, expected: str) -> None:
+    # A user's exported key (and a base URL) never send an example anywhere without --real:
+    # the "real" server here is a listening socket that must see no connection at all.
+    with socket.socket() as real:
+        real.bind(("127.0.0.1", 0))
+        real.listen()
+        real.setblocking(False)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DEVIN_")}
+        env["DEVIN_API_KEY"] = "apk_user_exported_key"
+        env["DEVIN_ORG_ID"] = "org-exported"
+        env["DEVIN_BASE_URL"] = f"http://127.0.0.1:{real.getsockname()[1]}"
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "examples" / name)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            check=False,
+        )
+        with pytest.raises(BlockingIOError):
+            real.accept()
+    assert result.returncode == 0, result.stderr
+    assert expected in result.stdout
+    assert "--real" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "name", ["create_and_await.py", "fan_out.py", "watch.py", "bot.py", "metrics.py"]
+)
+def test_examples_with_real_say_what_they_start(name: str) -> None:
+    # --real goes to DEVIN_BASE_URL (a closed port here, so nothing is started) after
+    # one line saying what it would start.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEVIN_")}
+    env.update(DEVIN_API_KEY="apk_user_exported_key", DEVIN_ORG_ID="org-exported")
+    env["DEVIN_BASE_URL"] = f"http://127.0.0.1:{port}"
     result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / name)],
+        [sys.executable, str(ROOT / "examples" / name), "--real"],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         env=env,
         check=False,
     )
-    assert result.returncode == 0, result.stderr
-    assert expected in result.stdout
+    assert "--real: this starts " in result.stderr
+    assert "on the real Devin API" in result.stderr
+    assert "apk_user_exported_key" not in result.stdout + result.stderr

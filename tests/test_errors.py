@@ -38,7 +38,7 @@ EXCEPTION_CLASSES = [
     for obj in vars(_errors).values()
     if inspect.isclass(obj)
     and issubclass(obj, BaseException)
-    and obj.__module__ == _errors.__name__
+    and obj.__module__ in {_errors.__name__, "devin_async"}
 ]
 
 

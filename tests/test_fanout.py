@@ -443,6 +443,8 @@ async def test_create_sessions_validates_everything_first(server: FakeDevinServe
     async with make_client(server) as client:
         with pytest.raises(ValueError, match="prompt"):
             await client.create_sessions(["fine", "  "])
+        with pytest.raises(ValueError, match=r"^create_sessions item 2: .*prompt"):
+            await client.create_sessions(["fine", "also fine", "  ", "fine"])
         with pytest.raises(ValueError, match="concurrency"):
             await client.create_sessions(["fine"], concurrency=0)
     assert server.requests == []

@@ -11,6 +11,7 @@ import copy
 import inspect
 import multiprocessing
 import pickle
+import traceback
 from collections.abc import Callable, Iterator, Mapping
 
 import pytest
@@ -220,3 +221,12 @@ def test_a_mapping_without_copy_is_pickled_as_it_is() -> None:
     assert isinstance(back, NotFoundError)
     assert isinstance(back.headers, _FrozenHeaders)
     assert dict(back.headers) == {"x-request-id": "req-1"}
+
+
+@pytest.mark.parametrize("cls", EXPORTED, ids=lambda c: c.__name__)
+def test_exceptions_are_shown_under_the_public_module(cls: type[DevinError]) -> None:
+    assert cls.__module__ == "devin_async"
+    # Pickle names the class by its public module, which holds it.
+    assert f"cdevin_async\n{cls.__name__}\n".encode() in pickle.dumps(SAMPLES[cls](), protocol=0)
+    shown = "".join(traceback.format_exception_only(SAMPLES[cls]()))
+    assert shown.startswith(f"devin_async.{cls.__name__}")

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "devin_async"
 LAYERS: list[set[str]] = [
     {"_errors", "_models", "_events", "_version", "_filters"},
     {"_convert"},
-    {"_protocol"},
+    {"_protocol", "_multipart"},
     {"_retry", "_limits"},
     {"_transport"},
     {"_pipeline"},

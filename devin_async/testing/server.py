@@ -11,6 +11,7 @@ from typing import Any, Literal, Self
 from aiohttp import web
 
 from .faults import FaultKind, _new_fault
+from .files import FakeFiles
 from .pipeline import _Pipeline
 from .quirks import Quirks, _Quirk
 from .routes import _Routes
@@ -138,6 +139,8 @@ class FakeDevinServer:
         self._url: str | None = None
         self._app = web.Application(middlewares=[self._pipeline.middleware])
         self._app.add_routes(_Routes(self).table())
+        self.files = FakeFiles(self)
+        self._app.add_routes(self.files.table())
         self.route_names = frozenset(r.name for r in self._app.router.resources() if r.name)
 
     # ------------------------------------------------------------------ lifecycle

@@ -48,6 +48,7 @@ from ._models import (
     SessionSecret,
     SessionStatus,
     StatusDetail,
+    UploadedAttachment,
     WaitState,
 )
 from ._paging import Pager
@@ -114,6 +115,7 @@ __all__ = [
     "StatusDetail",
     "Transport",
     "UnprocessableEntityError",
+    "UploadedAttachment",
     "ValidationDetail",
     "WaitFinished",
     "WaitState",

@@ -54,6 +54,7 @@ from ._models import (
     Session,
     SessionSecret,
     TagsRequest,
+    UploadedAttachment,
     WaitState,
 )
 
@@ -74,6 +75,7 @@ __all__ = [
     "structure_session",
     "structure_session_page",
     "structure_tags",
+    "structure_uploaded",
     "unstructure",
 ]
 
@@ -665,3 +667,13 @@ def error_summary(body: object) -> tuple[str, tuple[ValidationDetail, ...]]:
         title = body.get("title")
         text = title if isinstance(title, str) else ""
     return text, errors
+
+
+def structure_uploaded(data: object) -> UploadedAttachment:
+    """Structure the upload answer (``AttachmentResponse``); its ``url`` must be a URL."""
+    uploaded = structure(data, UploadedAttachment)
+    if not uploaded.url.startswith(("https://", "http://")):
+        raise ResponseValidationError(
+            "the upload answer's url is not an http(s) URL", body=_snippet(data)
+        )
+    return uploaded

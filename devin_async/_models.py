@@ -38,6 +38,7 @@ __all__ = [
     "SessionStatus",
     "StatusDetail",
     "TagsRequest",
+    "UploadedAttachment",
     "WaitState",
 ]
 
@@ -214,6 +215,21 @@ class Attachment:
     source: MessageSource | str
     url: str
     content_type: str | None = None
+
+
+@attrs.frozen
+class UploadedAttachment:
+    """A file uploaded with ``upload_attachment``.
+
+    Attributes:
+        attachment_id: the server's id for it.
+        name: its file name.
+        url: what ``create_session(attachment_urls=[...])`` and ``send_message`` take.
+    """
+
+    attachment_id: str
+    name: str
+    url: str
 
 
 @attrs.frozen

@@ -42,6 +42,7 @@ from ._errors import (
 )
 from ._filters import ARRAY_FILTERS
 from ._models import CreateSessionRequest
+from ._multipart import Upload
 
 __all__ = [
     "MAX_PAGE",
@@ -74,6 +75,7 @@ __all__ = [
     "set_tags",
     "should_retry_of",
     "terminate_session",
+    "upload_attachment",
 ]
 
 DEFAULT_BASE_URL = "https://api.devin.ai"
@@ -93,6 +95,7 @@ class Request(NamedTuple):
         timeout: a shorter timeout than the client's for this request (a wait's
             deadline), seconds, or None.
         session_id: the session the request is about (``devin-`` form), or None.
+        upload: a multipart body streamed in place of ``body``, or None.
     """
 
     method: str
@@ -102,6 +105,7 @@ class Request(NamedTuple):
     idempotent: bool = True
     timeout: float | None = None
     session_id: str | None = None
+    upload: Upload | None = None
 
 
 class Response(NamedTuple):
@@ -477,6 +481,14 @@ def set_tags(scope: Scope, session_id: str, tags: Sequence[str], *, replace: boo
 def list_attachments(scope: Scope, session_id: str) -> Request:
     """Build ``GET .../sessions/{devin_id}/attachments``."""
     return _about("GET", scope, session_id, "/attachments")
+
+
+def upload_attachment(scope: Scope, upload: Upload) -> Request:
+    """POST one file as ``multipart/form-data`` (field ``file``): a write, never idempotent."""
+    _org_only(scope, "attachments")
+    return Request(
+        "POST", f"/v3/organizations/{scope.org_id}/attachments", upload=upload, idempotent=False
+    )
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:

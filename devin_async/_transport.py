@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import math
 import platform
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -35,6 +35,7 @@ from ._errors import (
     ConfigurationError,
     ResponseValidationError,
 )
+from ._multipart import Upload
 from ._protocol import Request, Response
 
 __all__ = ["MAX_RESPONSE_BYTES", "Transport", "user_agent"]
@@ -249,13 +250,17 @@ class Transport:
         # Every error is built inside its handler but raised after the try statement:
         # aiohttp's exceptions keep the request's headers (the Authorization header),
         # so none of them may become the __cause__ or __context__ of ours.
+        data: object = request.body
+        headers = self._headers if request.body is None else self._json_headers
+        if request.upload is not None:
+            data, headers = self._upload_body(request.upload)
         try:
             async with session.request(
                 request.method,
                 url,
                 params=request.query or None,
-                data=request.body,
-                headers=self._headers if request.body is None else self._json_headers,
+                data=data,
+                headers=headers,
                 timeout=client_timeout,
                 allow_redirects=False,
             ) as resp:
@@ -301,6 +306,18 @@ class Transport:
                 request_sent=False,
             )
         raise error
+
+    def _upload_body(self, upload: Upload) -> tuple[object, CIMultiDictProxy[str]]:
+        """A body that reads ``upload`` from its start, chunk by chunk, and its headers."""
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for chunk in upload.chunks():
+                yield chunk
+
+        headers = CIMultiDict(self._headers)
+        headers["Content-Type"] = upload.media_type
+        headers["Content-Length"] = str(upload.length)
+        return chunks(), CIMultiDictProxy(headers)
 
     def _describe(self, exc: BaseException) -> str:
         """The type and message of a foreign error, without any header value we send."""

@@ -17,7 +17,7 @@ LAYERS: list[set[str]] = [
     {"_retry", "_limits"},
     {"_transport"},
     {"_pipeline"},
-    {"_create", "_paging", "_fanout"},
+    {"_create", "_paging", "_fanout", "_attachments"},
     {"_waiting"},
     {"_settings", "_client"},
     {"cli", "testing", "demo", "_demo", "pytest_plugin", "__init__", "__main__"},

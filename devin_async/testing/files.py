@@ -1,8 +1,12 @@
 """The fake's attachment routes: uploads (multipart field ``file``) kept in memory.
 
-Registered by ``FakeDevinServer`` as ``server.files``; the faults of ``inject(...,
-route="upload_attachment", when="after")`` answer an upload the fake has already stored,
-as a real server that acted and then failed would.
+Registered by ``FakeDevinServer`` as ``server.files``. A download is answered with a
+redirect to a second local "storage" host on 127.0.0.1 that serves the bytes and records
+whether an Authorization header reached it (``storage_authorized``); set
+``redirect_location`` to answer with that Location instead (``http://`` to a host that
+is not loopback, ``file:///etc/passwd``...), as a misbehaving server would. The faults
+of ``inject(..., route="upload_attachment", when="after")`` answer an upload the fake has
+already stored, as a real server that acted and then failed would.
 """
 
 from __future__ import annotations
@@ -60,6 +64,48 @@ class FakeFiles:
     def __init__(self, server: FakeDevinServer) -> None:
         self._server = server
         self.stored: dict[str, StoredFile] = {}
+        self.storage_authorized: list[bool] = []
+        self.redirect_location: str | None = None
+        self._storage: web.AppRunner | None = None
+        self._storage_url = ""
+
+    async def _storage_base(self) -> str:
+        """The storage host's URL, started on first use (in the server's loop)."""
+        if self._storage is None:
+            app = web.Application()
+            app.router.add_get("/blob/{attachment_id}", self._serve_blob)
+            runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+            await runner.setup()
+            try:
+                await web.TCPSite(runner, "127.0.0.1", 0).start()
+            except BaseException:
+                await runner.cleanup()
+                raise
+            host, port = runner.addresses[0][:2]
+            self._storage, self._storage_url = runner, f"http://{host}:{port}"
+        return self._storage_url
+
+    async def close(self) -> None:
+        """Stop the storage host."""
+        runner, self._storage = self._storage, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def _serve_blob(self, request: web.Request) -> web.Response:
+        self.storage_authorized.append("Authorization" in request.headers)
+        stored = self.stored.get(request.match_info["attachment_id"])
+        if stored is None or request.query.get("sig") != "presigned":
+            return web.Response(status=403, text="AccessDenied")
+        return web.Response(body=stored.data, content_type=stored.content_type)
+
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        stored = self.stored.get(request.match_info["attachment_id"])
+        if stored is None or stored.name != request.match_info["name"]:
+            return _problem(404, "Attachment not found", request.path)
+        location = self.redirect_location
+        if location is None:
+            location = f"{await self._storage_base()}/blob/{stored.attachment_id}?sig=presigned"
+        return web.Response(status=302, headers={"Location": location})
 
     def table(self) -> list[web.RouteDef]:
         return [
@@ -67,7 +113,12 @@ class FakeFiles:
                 "/v3/organizations/{org_id}/attachments",
                 self._upload,
                 name="upload_attachment",
-            )
+            ),
+            web.get(
+                "/v3/organizations/{org_id}/attachments/{attachment_id}/{name}",
+                self._download,
+                name="download_attachment",
+            ),
         ]
 
     async def _upload(self, request: web.Request) -> web.Response:

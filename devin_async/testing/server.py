@@ -182,6 +182,7 @@ class FakeDevinServer:
         runner, self._runner, self._url = self._runner, None, None
         if runner is not None:
             await runner.cleanup()
+        await self.files.close()
         # aiohttp forgets a handler whose client hung up (handler_cancellation False).
         for task in self._pipeline.handling:
             task.cancel()

@@ -231,7 +231,12 @@ def upload_of(
 
 
 class Sink(Protocol):
-    """Takes a response body: ``begin()`` before the first chunk of each answer, then writes."""
+    """Takes a response body: ``begin()`` before the first chunk of each answer, then writes.
+
+    ``max_bytes`` is the largest body it accepts.
+    """
+
+    max_bytes: int
 
     def begin(self) -> None: ...
 
@@ -249,13 +254,14 @@ class FileSink:
         written: bytes written by the current answer.
     """
 
-    def __init__(self, file: BinaryIO) -> None:
+    def __init__(self, file: BinaryIO, max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES) -> None:
         if not callable(getattr(file, "write", None)):
             raise TypeError(f"download into a path or a binary file, not {type(file).__name__}")
         self._file = file
         self._start = _size_of(file)
         self._begun = False
         self.written = 0
+        self.max_bytes = max_bytes
 
     @property
     def rewindable(self) -> bool:

@@ -14,6 +14,7 @@ from devin_async import (
     ConfigurationError,
     DevinClient,
     InternalServerError,
+    NotFoundError,
     ResponseValidationError,
     UploadedAttachment,
 )
@@ -39,6 +40,10 @@ async def client(server: FakeDevinServer, time: FakeTime) -> AsyncIterator[Devin
         KEY, org_id="org-test", base_url=server.url, timeout=5.0, sleep=time, clock=time.clock
     ) as c:
         yield c
+
+
+def _entries(folder: Path) -> list[Path]:
+    return list(folder.iterdir())
 
 
 def _only_stored(server: FakeDevinServer) -> tuple[str, str, bytes]:
@@ -147,4 +152,74 @@ async def test_an_enterprise_client_cannot_upload(
     async with DevinClient(KEY, base_url=server.url) as enterprise:
         with pytest.raises(ConfigurationError, match="org_id"):
             await enterprise.upload_attachment(b"x", name="x.txt")
+    assert server.requests == []
+
+
+async def test_download_to_a_path_follows_storage_without_the_key(
+    client: DevinClient, server: FakeDevinServer, tmp_path: Path
+) -> None:
+    data = bytes(range(256)) * 3000
+    uploaded = await client.upload_attachment(data, name="blob.bin")
+    target = tmp_path / "out.bin"
+    await client.download_attachment(uploaded, target)
+    assert target.read_bytes() == data
+    assert server.files.storage_authorized == [False]
+    assert not (tmp_path / "out.bin.part").exists()
+    (download,) = [r for r in server.requests if r.route == "download_attachment"]
+    assert download.authorized
+
+
+async def test_download_a_session_attachment_to_a_file_object(
+    client: DevinClient, server: FakeDevinServer
+) -> None:
+    uploaded = await client.upload_attachment(b"notes", name="notes.txt")
+    session = await client.create_session("Read", attachment_urls=[uploaded.url])
+    (attachment,) = await client.list_attachments(session.session_id)
+    out = io.BytesIO()
+    await client.download_attachment(attachment, out)
+    assert out.getvalue() == b"notes"
+    assert server.files.storage_authorized == [False]
+
+
+@pytest.mark.parametrize(
+    "location",
+    ["http://example.com/blob?sig=secret", "file:///etc/passwd", "ftp://example.com/x"],
+)
+async def test_a_redirect_to_an_unsafe_scheme_is_refused(
+    client: DevinClient, server: FakeDevinServer, tmp_path: Path, location: str
+) -> None:
+    uploaded = await client.upload_attachment(b"x", name="x.txt")
+    server.files.redirect_location = location
+    target = tmp_path / "x.txt"
+    with pytest.raises(ResponseValidationError, match="refused a redirect") as caught:
+        await client.download_attachment(uploaded.url, target)
+    assert "secret" not in str(caught.value)
+    assert not target.exists()
+    assert not (tmp_path / "x.txt.part").exists()
+    assert server.files.storage_authorized == []
+
+
+async def test_a_missing_attachment_is_not_found_and_leaves_no_file(
+    client: DevinClient, server: FakeDevinServer, tmp_path: Path
+) -> None:
+    url = f"{server.url}/v3/organizations/org-test/attachments/nope/none.txt"
+    with pytest.raises(NotFoundError):
+        await client.download_attachment(url, tmp_path / "none.txt")
+    assert _entries(tmp_path) == []
+
+
+async def test_a_download_over_its_limit_is_refused_and_leaves_no_file(
+    client: DevinClient, server: FakeDevinServer, tmp_path: Path
+) -> None:
+    uploaded = await client.upload_attachment(b"x" * 100, name="big.bin")
+    with pytest.raises(ResponseValidationError, match="exceeds 10 bytes"):
+        await client.download_attachment(uploaded, tmp_path / "big.bin", max_bytes=10)
+    assert _entries(tmp_path) == []
+
+
+async def test_a_url_elsewhere_never_gets_the_key(
+    client: DevinClient, server: FakeDevinServer, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match="not an attachment URL"):
+        await client.download_attachment("https://evil.example/v3/x/y", tmp_path / "y")
     assert server.requests == []

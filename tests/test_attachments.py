@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -223,3 +224,23 @@ async def test_a_url_elsewhere_never_gets_the_key(
     with pytest.raises(ValueError, match="not an attachment URL"):
         await client.download_attachment("https://evil.example/v3/x/y", tmp_path / "y")
     assert server.requests == []
+
+
+async def test_a_cancelled_download_propagates_and_leaves_no_file(
+    client: DevinClient, server: FakeDevinServer, tmp_path: Path
+) -> None:
+    uploaded = await client.upload_attachment(b"data", name="d.bin")
+    gate = asyncio.Event()
+    server.inject("slow", route="download_attachment", gate=gate)
+    task = asyncio.create_task(client.download_attachment(uploaded, tmp_path / "d.bin"))
+    for _ in range(10_000):
+        if server.count("download_attachment"):
+            break
+        await asyncio.sleep(0)
+    assert server.count("download_attachment") == 1
+    assert _entries(tmp_path) == [tmp_path / "d.bin.part"]
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    gate.set()
+    assert _entries(tmp_path) == []

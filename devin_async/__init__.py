@@ -61,6 +61,7 @@ if TYPE_CHECKING:
         SessionSecret,
         SessionStatus,
         StatusDetail,
+        UploadedAttachment,
         WaitState,
     )
     from ._paging import Pager
@@ -130,6 +131,7 @@ __all__ = [
     "StatusDetail",
     "Transport",
     "UnprocessableEntityError",
+    "UploadedAttachment",
     "ValidationDetail",
     "WaitFinished",
     "WaitState",
@@ -192,6 +194,7 @@ _EXPORTS: dict[str, str] = {
     "SessionSecret": "_models",
     "SessionStatus": "_models",
     "StatusDetail": "_models",
+    "UploadedAttachment": "_models",
     "WaitState": "_models",
     "Pager": "_paging",
     "Request": "_protocol",

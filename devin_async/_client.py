@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from . import _convert, _protocol
+from ._attachments import AttachmentCalls
 from ._create import CREATE_TAG_PREFIX, DEFAULT_GRACE, Creator, request_of
 from ._errors import ClientClosedError, ConfigurationError
 from ._events import Hook, Hooks
@@ -90,7 +91,7 @@ def _transport_of(
     )
 
 
-class DevinClient(Configured, InsightsCalls):
+class DevinClient(Configured, InsightsCalls, AttachmentCalls):
     """An async client for the Devin v3 sessions API.
 
     Use it as ``async with DevinClient() as client:`` or call ``await client.aclose()``.

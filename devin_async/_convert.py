@@ -48,12 +48,15 @@ from ._errors import ResponseValidationError, ValidationDetail
 from ._models import (
     Attachment,
     CreateSessionRequest,
+    InsightsGeneration,
     Message,
     Page,
     SendMessageRequest,
     Session,
+    SessionInsights,
     SessionSecret,
     TagsRequest,
+    UploadedAttachment,
     WaitState,
 )
 
@@ -70,10 +73,13 @@ __all__ = [
     "session_rows",
     "structure",
     "structure_attachments",
+    "structure_insights",
+    "structure_insights_generation",
     "structure_message_page",
     "structure_session",
     "structure_session_page",
     "structure_tags",
+    "structure_uploaded",
     "unstructure",
 ]
 
@@ -667,11 +673,17 @@ def error_summary(body: object) -> tuple[str, tuple[ValidationDetail, ...]]:
     return text, errors
 
 
+def structure_uploaded(data: object) -> UploadedAttachment:
+    """Structure the upload answer (``AttachmentResponse``); its ``url`` must be a URL."""
+    uploaded = structure(data, UploadedAttachment)
+    if not uploaded.url.startswith(("https://", "http://")):
+        raise ResponseValidationError(
+            "the upload answer's url is not an http(s) URL", body=_snippet(data)
+        )
+    return uploaded
+
+
 # ------------------------------------------------------------------ insights
-
-from ._models import InsightsGeneration, SessionInsights  # noqa: E402 - kept with its section
-
-__all__ += ["structure_insights", "structure_insights_generation"]
 
 
 def structure_insights(data: object) -> SessionInsights:

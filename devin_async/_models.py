@@ -41,6 +41,7 @@ __all__ = [
     "SessionStatus",
     "StatusDetail",
     "TagsRequest",
+    "UploadedAttachment",
     "WaitState",
 ]
 
@@ -217,6 +218,21 @@ class Attachment:
     source: MessageSource | str
     url: str
     content_type: str | None = None
+
+
+@attrs.frozen
+class UploadedAttachment:
+    """A file uploaded with ``upload_attachment``.
+
+    Attributes:
+        attachment_id: the server's id for it.
+        name: its file name.
+        url: what ``create_session(attachment_urls=[...])`` and ``send_message`` take.
+    """
+
+    attachment_id: str
+    name: str
+    url: str
 
 
 @attrs.frozen

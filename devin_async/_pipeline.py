@@ -58,6 +58,11 @@ class Sender:
         self._closed = False
 
     @property
+    def base_url(self) -> str:
+        """The API's base URL requests are sent to (no trailing slash)."""
+        return self._base_url
+
+    @property
     def closed(self) -> bool:
         """True once ``aclose()`` started: nothing more is sent."""
         return self._closed

@@ -37,11 +37,13 @@ from ._errors import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+    ResponseValidationError,
     StatusInfo,
     UnprocessableEntityError,
 )
 from ._filters import ARRAY_FILTERS
 from ._models import CreateSessionRequest
+from ._multipart import Sink, Upload
 
 __all__ = [
     "MAX_PAGE",
@@ -59,6 +61,7 @@ __all__ = [
     "check_tags",
     "create_session",
     "decode",
+    "download_attachment",
     "encode_query",
     "generate_insights",
     "get_insights",
@@ -70,12 +73,15 @@ __all__ = [
     "normalize_session_id",
     "parse_retry_after",
     "poll_sessions",
+    "redirect_target",
     "retry_after_of",
+    "same_origin",
     "send_message",
     "session_filters",
     "set_tags",
     "should_retry_of",
     "terminate_session",
+    "upload_attachment",
 ]
 
 DEFAULT_BASE_URL = "https://api.devin.ai"
@@ -95,6 +101,9 @@ class Request(NamedTuple):
         timeout: a shorter timeout than the client's for this request (a wait's
             deadline), seconds, or None.
         session_id: the session the request is about (``devin-`` form), or None.
+        upload: a multipart body streamed in place of ``body``, or None.
+        sink: where a 2xx body is streamed (following redirects, see the transport)
+            instead of being returned, or None.
     """
 
     method: str
@@ -104,6 +113,8 @@ class Request(NamedTuple):
     idempotent: bool = True
     timeout: float | None = None
     session_id: str | None = None
+    upload: Upload | None = None
+    sink: Sink | None = None
 
 
 class Response(NamedTuple):
@@ -493,6 +504,59 @@ def set_tags(scope: Scope, session_id: str, tags: Sequence[str], *, replace: boo
 def list_attachments(scope: Scope, session_id: str) -> Request:
     """Build ``GET .../sessions/{devin_id}/attachments``."""
     return _about("GET", scope, session_id, "/attachments")
+
+
+def upload_attachment(scope: Scope, upload: Upload) -> Request:
+    """POST one file as ``multipart/form-data`` (field ``file``): a write, never idempotent."""
+    _org_only(scope, "attachments")
+    return Request(
+        "POST", f"/v3/organizations/{scope.org_id}/attachments", upload=upload, idempotent=False
+    )
+
+
+def download_attachment(scope: Scope, attachment_id: str, name: str, sink: Sink) -> Request:
+    """GET one attachment's bytes into ``sink``."""
+    _org_only(scope, "attachments")
+    for what, value in (("attachment id", attachment_id), ("attachment name", name)):
+        if not value or value in (".", "..") or not value.isprintable():
+            raise ValueError(f"invalid {what} {value!r}")
+    path = (
+        f"/v3/organizations/{scope.org_id}/attachments/"
+        f"{urllib.parse.quote(attachment_id, safe='')}/{urllib.parse.quote(name, safe='')}"
+    )
+    return Request("GET", path, sink=sink)
+
+
+def redirect_target(url: str, location: str) -> str:
+    """The absolute URL a redirect from ``url`` goes to, if the client may follow it.
+
+    https anywhere, http only to a loopback host (as ``check_base_url`` allows).
+
+    Raises:
+        ResponseValidationError: any other scheme (``file:``, http to another host...).
+    """
+    target = urllib.parse.urljoin(url, location.strip())
+    parts = urllib.parse.urlsplit(target)
+    host = parts.hostname or ""
+    if parts.scheme == "https" and host:
+        return target
+    if parts.scheme == "http" and _is_loopback(host):
+        return target
+    # Scheme and host only: a presigned URL's query is a credential.
+    raise ResponseValidationError(
+        f"refused a redirect to {parts.scheme or '(no scheme)'}://{host} "
+        "(only https, or http to a loopback host, is followed)",
+        body="",
+    )
+
+
+def same_origin(first: str, second: str) -> bool:
+    """True if both URLs have one scheme, host and port (credentials may go to both)."""
+    a, b = urllib.parse.urlsplit(first), urllib.parse.urlsplit(second)
+    try:
+        return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)
+    except ValueError:
+        return False
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:

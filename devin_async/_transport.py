@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import math
 import platform
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -35,7 +35,8 @@ from ._errors import (
     ConfigurationError,
     ResponseValidationError,
 )
-from ._protocol import Request, Response
+from ._multipart import CHUNK, Upload
+from ._protocol import Request, Response, redirect_target, same_origin
 
 __all__ = ["MAX_RESPONSE_BYTES", "Transport", "user_agent"]
 
@@ -44,6 +45,18 @@ __all__ = ["MAX_RESPONSE_BYTES", "Transport", "user_agent"]
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 # How much of a foreign error's message ours quotes (a parser's can quote a whole line).
 _DESCRIPTION = 300
+
+
+_MAX_REDIRECTS = 5
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+class _SinkFailed(Exception):
+    """Writing a download failed: the caller's OSError, raised as itself, not as ours."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__()
+        self.error = error
 
 
 def user_agent(version: str) -> str:
@@ -163,6 +176,9 @@ class Transport:
         self._json_headers = CIMultiDictProxy(
             CIMultiDict({**headers, "Content-Type": "application/json"})
         )
+        self._plain_headers = CIMultiDictProxy(
+            CIMultiDict((k, v) for k, v in headers.items() if k.lower() != "authorization")
+        )
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         # Header values that no error message may quote (a foreign error could echo one).
         self._secrets = _secrets(headers)
@@ -249,18 +265,26 @@ class Transport:
         # Every error is built inside its handler but raised after the try statement:
         # aiohttp's exceptions keep the request's headers (the Authorization header),
         # so none of them may become the __cause__ or __context__ of ours.
+        data: object = request.body
+        headers = self._headers if request.body is None else self._json_headers
+        if request.upload is not None:
+            data, headers = self._upload_body(request.upload)
         try:
+            if request.sink is not None:
+                return await self._stream(session, request, url, client_timeout)
             async with session.request(
                 request.method,
                 url,
                 params=request.query or None,
-                data=request.body,
-                headers=self._headers if request.body is None else self._json_headers,
+                data=data,
+                headers=headers,
                 timeout=client_timeout,
                 allow_redirects=False,
             ) as resp:
                 body = await _read_body(resp, self._max_response_bytes)
                 return Response(resp.status, resp.headers, body)
+        except _SinkFailed as failed:
+            raise failed.error from None
         except aiohttp.ConnectionTimeoutError:
             error: APIConnectionError = APITimeoutError(
                 f"timed out connecting for {request.method} {url}",
@@ -301,6 +325,67 @@ class Transport:
                 request_sent=False,
             )
         raise error
+
+    async def _stream(
+        self,
+        session: aiohttp.ClientSession,
+        request: Request,
+        url: str,
+        timeout: aiohttp.ClientTimeout,
+    ) -> Response:
+        """GET ``url`` into ``request.sink``, following redirects the protocol allows.
+
+        Credentials go only to the base URL's origin: a redirect to another host (a
+        presigned storage URL) is followed without the Authorization header.
+        """
+        sink = request.sink
+        assert sink is not None
+        headers = self._headers
+        for _ in range(_MAX_REDIRECTS + 1):
+            async with session.get(
+                url, headers=headers, timeout=timeout, allow_redirects=False
+            ) as resp:
+                if resp.status in _REDIRECTS:
+                    location = resp.headers.get("Location")
+                    resp.close()
+                    if not location:
+                        raise ResponseValidationError(
+                            f"HTTP {resp.status} redirect without a Location", body=""
+                        )
+                    url = redirect_target(url, location)
+                    if not same_origin(url, self._base_url):
+                        headers = self._plain_headers
+                    continue
+                if not 200 <= resp.status < 300:
+                    body = await _read_body(resp, self._max_response_bytes)
+                    return Response(resp.status, resp.headers, body)
+                length = resp.content_length
+                if length is not None and length > sink.max_bytes:
+                    raise _too_large(resp, sink.max_bytes)
+                sink.begin()
+                size = 0
+                async for chunk in resp.content.iter_chunked(CHUNK):
+                    size += len(chunk)
+                    if size > sink.max_bytes:
+                        raise _too_large(resp, sink.max_bytes)
+                    try:
+                        sink.write(chunk)
+                    except OSError as exc:
+                        raise _SinkFailed(exc) from None
+                return Response(resp.status, resp.headers, b"")
+        raise ResponseValidationError(f"more than {_MAX_REDIRECTS} redirects", body="")
+
+    def _upload_body(self, upload: Upload) -> tuple[object, CIMultiDictProxy[str]]:
+        """A body that reads ``upload`` from its start, chunk by chunk, and its headers."""
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for chunk in upload.chunks():
+                yield chunk
+
+        headers = CIMultiDict(self._headers)
+        headers["Content-Type"] = upload.media_type
+        headers["Content-Length"] = str(upload.length)
+        return chunks(), CIMultiDictProxy(headers)
 
     def _describe(self, exc: BaseException) -> str:
         """The type and message of a foreign error, without any header value we send."""

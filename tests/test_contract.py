@@ -51,6 +51,7 @@ from devin_async import (
     SessionInsights,
     SessionSecret,
     SessionUpdate,
+    UploadedAttachment,
     WaitState,
 )
 
@@ -537,6 +538,21 @@ async def test_attachments_are_accepted(
     attachments = await clients(scope).list_attachments(SESSION)
     assert all(isinstance(a, Attachment) for a in attachments)
     assert_accepted(exchanges, contract, 1)
+
+
+async def test_upload_attachment_is_accepted(
+    clients: Callable[..., DevinClient],
+    exchanges: list[Exchange],
+    contract: Contract,
+) -> None:
+    uploaded = await clients("org").upload_attachment(b"hello", name="hello.txt")
+    assert isinstance(uploaded, UploadedAttachment)
+    # A multipart body, not JSON: checked here rather than by assert_accepted.
+    (exchange,) = exchanges
+    assert 200 <= exchange.status < 300, exchange.violations
+    assert exchange.violations is None, exchange.violations
+    assert contract.operation(exchange.method, exchange.url.path).body is not None
+    assert b'name="file"; filename="hello.txt"' in exchange.body
 
 
 @pytest.mark.parametrize("scope", SCOPES)

@@ -51,6 +51,7 @@ PUBLIC_MODULES: dict[str, set[str]] = {
         "structure_session",
         "structure_session_page",
         "structure_tags",
+        "structure_uploaded",
         "unstructure",
         "structure_insights",
         "structure_insights_generation",

@@ -13,11 +13,11 @@ PACKAGE = Path(__file__).resolve().parent.parent / "devin_async"
 LAYERS: list[set[str]] = [
     {"_errors", "_models", "_events", "_version", "_filters"},
     {"_convert"},
-    {"_protocol"},
+    {"_protocol", "_multipart"},
     {"_retry", "_limits"},
     {"_transport"},
     {"_pipeline"},
-    {"_create", "_paging", "_fanout"},
+    {"_create", "_paging", "_fanout", "_attachments"},
     {"_waiting", "_insights"},
     {"_settings", "_client"},
     {"cli", "testing", "demo", "_demo", "pytest_plugin", "__init__", "__main__"},

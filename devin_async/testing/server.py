@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 from aiohttp import web
 
 from .faults import FaultKind, _new_fault
+from .files import FakeFiles
 from .insights import _Insights
 from .pipeline import _Pipeline
 from .quirks import Quirks, _Quirk
@@ -144,6 +145,8 @@ class FakeDevinServer:
         self._app.add_routes(_Routes(self).table())
         self.insights = _Insights(self)
         self._app.add_routes(self.insights.table())
+        self.files = FakeFiles(self)
+        self._app.add_routes(self.files.table())
         self.route_names = frozenset(r.name for r in self._app.router.resources() if r.name)
 
     @classmethod
@@ -192,6 +195,7 @@ class FakeDevinServer:
         runner, self._runner, self._url = self._runner, None, None
         if runner is not None:
             await runner.cleanup()
+        await self.files.close()
         # aiohttp forgets a handler whose client hung up (handler_cancellation False).
         for task in self._pipeline.handling:
             task.cancel()

@@ -674,13 +674,12 @@ def error_summary(body: object) -> tuple[str, tuple[ValidationDetail, ...]]:
 
 
 def structure_uploaded(data: object) -> UploadedAttachment:
-    """Structure the upload answer (``AttachmentResponse``); its ``url`` must be a URL."""
-    uploaded = structure(data, UploadedAttachment)
-    if not uploaded.url.startswith(("https://", "http://")):
-        raise ResponseValidationError(
-            "the upload answer's url is not an http(s) URL", body=_snippet(data)
-        )
-    return uploaded
+    """Structure the upload answer (``AttachmentResponse``).
+
+    Its ``url`` is kept as the server wrote it (the spec gives it no format): it is only
+    handed back to the API, in ``attachment_urls``.
+    """
+    return structure(data, UploadedAttachment)
 
 
 # ------------------------------------------------------------------ insights

@@ -29,7 +29,8 @@ from typing import Any, Self, TextIO
 import attrs
 
 from ._client import DevinClient
-from ._models import Session
+from ._events import Event, SessionChanged
+from ._models import CreateSessionRequest, Session
 from .testing import ERRORS, FakeDevinServer, Step
 
 __all__ = ["Row", "main", "redraw", "render_frame", "render_row", "run", "summary_json"]
@@ -154,8 +155,13 @@ class _View:
         self.titles = {s.session_id: p for s, p in zip(created, prompts, strict=True)}
         print(f"created {len(created)} sessions in {seconds:.2f}s; waiting...\n", flush=True)
 
-    def change(self, session: Session) -> None:
-        """Take a new state of a session (``on_change``)."""
+    def change(self, session_id: str, state: str) -> None:
+        """Take a new state (``status/detail``) of a session."""
+
+    def hook(self, event: Event) -> None:
+        """The client's event hook: a polled session changed state."""
+        if isinstance(event, SessionChanged):
+            self.change(event.session_id, f"{event.status}/{event.status_detail or '-'}")
 
     def settle(self, session: Session, elapsed: float) -> None:
         print(_line(elapsed, session, self.titles[session.session_id]), flush=True)
@@ -187,8 +193,10 @@ class _Table(_View):
         for session, prompt in zip(created, prompts, strict=True):
             self.rows[session.session_id] = Row(session.session_id, prompt, now, _state(session))
 
-    def change(self, session: Session) -> None:
-        self.rows[session.session_id].state = _state(session)
+    def change(self, session_id: str, state: str) -> None:
+        row = self.rows.get(session_id)
+        if row is not None and row.settled is None:
+            row.state = state
 
     def settle(self, session: Session, elapsed: float) -> None:
         row = self.rows[session.session_id]
@@ -249,16 +257,27 @@ def _view(json_lines: bool, live: bool | None) -> _View:
 async def _fan_out(
     client: DevinClient, prompts: Sequence[str], timeout: float, view: _View
 ) -> list[Session]:
+    """Start a session per prompt, then show each as it settles, through the fan-out helpers.
+
+    ``create_sessions`` and ``as_completed`` own their tasks and waits, so an interrupt
+    (or any error) ends them all at once, without a pending task left behind.
+    """
     start = time.monotonic()
-    created = await asyncio.gather(*(client.create_session(p, tags=["demo"]) for p in prompts))
-    view.begin(created, prompts, time.monotonic() - start)
-    waits = [
-        client.await_session(s.session_id, timeout=timeout, on_change=view.change) for s in created
-    ]
+    requests = [CreateSessionRequest(prompt=p, tags=["demo"]) for p in prompts]
+    results = await client.create_sessions(requests)
+    created = [r.session for r in results if r.session is not None]
+    failed = [r.error for r in results if r.error is not None]
+    if not created and failed:
+        raise failed[0]  # nothing started: report why, as one line with its exit code
+    for error in failed:
+        print(f"could not start a session: {error}", file=sys.stderr, flush=True)
+    titles = [p for p, r in zip(prompts, results, strict=True) if r.session is not None]
+    view.begin(created, titles, time.monotonic() - start)
     settled = []
-    async with view:
-        for next_done in asyncio.as_completed(waits):
-            session = await next_done
+    waits = client.as_completed([s.session_id for s in created], timeout=timeout)
+    async with view, waits:
+        async for result in waits:
+            session = result.unwrap()
             settled.append(session)
             view.settle(session, time.monotonic() - start)
     return settled
@@ -321,7 +340,11 @@ async def run(
             print("--real needs DEVIN_API_KEY and DEVIN_ORG_ID in the environment", file=sys.stderr)
             return 2
         async with DevinClient(
-            org_id=org_id, base_url=base_url, poll_interval=10.0, max_poll_interval=60.0
+            org_id=org_id,
+            base_url=base_url,
+            poll_interval=10.0,
+            max_poll_interval=60.0,
+            hooks=[view.hook],
         ) as client:
             settled = await _fan_out(client, prompts, 3600.0, view)
         view.summary(settled, time.monotonic() - started, None)
@@ -338,6 +361,7 @@ async def run(
             base_url=server.url,
             poll_interval=0.25,
             max_poll_interval=1.0,
+            hooks=[view.hook],
         ) as client:
             settled = await _fan_out(client, prompts, 60.0, view)
         view.summary(settled, time.monotonic() - started, server.count())

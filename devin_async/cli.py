@@ -641,8 +641,10 @@ async def serve_fake(
 
 async def _fake_server(args: argparse.Namespace) -> int:
     stop = asyncio.Event()
-    with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows loops
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C is its documented stop: exit 0
+        with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows loops
+            loop.add_signal_handler(signum, stop.set)
     return await serve_fake(
         port=args.port,
         org_id=args.org_id or FAKE_ORG_ID,
@@ -901,7 +903,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return asyncio.run(_run(args))
     except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
+        # One line; on a terminal it starts below the status line the ^C landed on.
+        print("\ninterrupted" if _is_tty(sys.stderr) else "interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # e.g. `devin-async list | head -1`: the reader left, stay quiet
         with contextlib.suppress(OSError):

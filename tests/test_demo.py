@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -206,3 +209,52 @@ def test_examples_with_real_say_what_they_start(name: str) -> None:
     assert "--real: this starts " in result.stderr
     assert "on the real Devin API" in result.stderr
     assert "apk_user_exported_key" not in result.stdout + result.stderr
+
+
+async def _interrupted(*argv: str, ready: Callable[[str], bool]) -> tuple[int | None, str]:
+    """Run ``devin-async ARGV``, send SIGINT once a stdout line is ``ready``; return (code, err)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEVIN_")}
+    env["DEVIN_API_KEY"] = "apk_user_exported_key"  # the demo and the fake must not need it
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "devin_async.cli",
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    assert process.stdout is not None
+    try:
+        seen = []
+        while not seen or not ready(seen[-1]):
+            line = await asyncio.wait_for(process.stdout.readline(), 30)
+            assert line, f"ended before it was ready: {seen}"
+            seen.append(line.decode())
+        process.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(process.communicate(), 20)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    return process.returncode, err.decode()
+
+
+async def test_ctrl_c_stops_the_demo_with_one_line_and_no_traceback() -> None:
+    # The first settled line: the waits of every other session are pending.
+    code, err = await _interrupted("demo", ready=lambda line: "devin-" in line)
+    assert code == 130
+    assert err.splitlines() == ["interrupted"]
+    assert "Traceback" not in err
+    assert "never retrieved" not in err
+
+
+async def test_ctrl_c_stops_the_fake_server_with_exit_0() -> None:
+    # Ctrl-C is the fake server's documented stop: exit 0, so `make fake-server` ends quietly.
+    code, err = await _interrupted(
+        "fake-server", "--port", "0", ready=lambda line: line.startswith("export ")
+    )
+    assert code == 0
+    assert "served 0 requests" in err
+    assert "Traceback" not in err

@@ -15,6 +15,7 @@ from fakes import FakeTime
 from devin_async import (
     AwaitTimeoutError,
     ClientClosedError,
+    CreateSessionRequest,
     DevinClient,
     NotFoundError,
     PermissionDeniedError,
@@ -447,6 +448,9 @@ async def test_create_sessions_validates_everything_first(server: FakeDevinServe
             await client.create_sessions(["fine", "also fine", "  ", "fine"])
         with pytest.raises(ValueError, match="concurrency"):
             await client.create_sessions(["fine"], concurrency=0)
+        bad = ["a", "b", CreateSessionRequest(prompt="c"), None]
+        with pytest.raises(ValueError, match=r"^create_sessions item 3: prompt must be a non-emp"):
+            await client.create_sessions(bad)  # type: ignore[list-item]
     assert server.requests == []
 
 

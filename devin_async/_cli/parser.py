@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 
 from .._version import __version__
-from . import commands, fake
+from . import calls, commands, fake
 from .errors import EXIT_CODES
 from .options import Handler, add_global_options
 
 # Each module's ``register(add)`` declares its commands, in this order in ``--help``.
-COMMAND_MODULES = (commands, fake)
+COMMAND_MODULES = (commands, calls, fake)
 
 EPILOG = (
     "environment: DEVIN_API_KEY (required; never a command-line option), DEVIN_ORG_ID,\n"

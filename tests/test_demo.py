@@ -158,6 +158,7 @@ def test_python_m_demo_takes_the_options_of_the_cli_command() -> None:
         ("watch.py", "Devin needs an answer"),
         ("bot.py", "outcome: running/finished"),
         ("metrics.py", "waits_finished_total{outcome=settled} 10"),
+        ("attachments_bot.py", "summary: Analysis of Review release-checklist.txt"),
     ],
 )
 def test_examples_run_against_the_fake_server(name: str, expected: str) -> None:
@@ -187,7 +188,8 @@ def test_examples_run_against_the_fake_server(name: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["create_and_await.py", "fan_out.py", "watch.py", "bot.py", "metrics.py"]
+    "name",
+    ["create_and_await.py", "fan_out.py", "watch.py", "bot.py", "metrics.py", "attachments_bot.py"],
 )
 def test_examples_with_real_say_what_they_start(name: str) -> None:
     # --real goes to DEVIN_BASE_URL (a closed port here, so nothing is started) after
@@ -209,6 +211,43 @@ def test_examples_with_real_say_what_they_start(name: str) -> None:
     assert "--real: this starts " in result.stderr
     assert "on the real Devin API" in result.stderr
     assert "apk_user_exported_key" not in result.stdout + result.stderr
+
+
+def test_attachments_bot_uploads_the_given_file_and_attaches_it(tmp_path: Path) -> None:
+    notes = tmp_path / "design-notes.md"
+    notes.write_text("# Design\n\nOne engine for every wait.\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEVIN_")}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "attachments_bot.py"), str(notes)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("uploaded design-notes.md: http://127.0.0.1:")
+    assert lines[0].endswith("/design-notes.md")
+    assert "attached: design-notes.md" in lines  # the session lists what the create carried
+    settled = lines.index("settled as running/finished")
+    insights = next(i for i, line in enumerate(lines) if line.startswith("insights of devin-"))
+    assert settled < insights  # generated once the session settled
+    assert "2 Devin and 1 user messages" in lines[insights]
+    assert lines[insights + 1] == "  summary: Analysis of Review design-notes.md"
+
+
+def test_attachments_bot_refuses_a_missing_file(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "attachments_bot.py"), str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "no such file" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 async def _interrupted(*argv: str, ready: Callable[[str], bool]) -> tuple[int | None, str]:

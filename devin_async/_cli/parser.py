@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from .._version import __version__
-from . import commands, fake
+from . import calls, commands, fake
 from .errors import EXIT_CODES, EXIT_USAGE
 from .options import GLOBAL_OPTIONS, Handler, add_global_options
 from .render import dumps
 
 # Each module's ``register(add)`` declares its commands, in this order in ``--help``.
-COMMAND_MODULES = (commands, fake)
+COMMAND_MODULES = (commands, calls, fake)
 
 EPILOG = (
     "environment: DEVIN_API_KEY (required; never a command-line option), DEVIN_ORG_ID,\n"

@@ -109,6 +109,13 @@ Event = (
 Hook = Callable[[Event], object]
 
 
+def _state(status: object, detail: object) -> str:
+    """``status/detail``, or the status alone: a log line never shows a literal None."""
+    if status is None:
+        return "no state seen"
+    return f"{status}/{detail}" if detail is not None else str(status)
+
+
 def describe(event: Event) -> str:
     """Return the one-line DEBUG description of an event."""
     match event:
@@ -125,11 +132,11 @@ def describe(event: Event) -> str:
         case RateLimitPaused():
             return f"rate limited: pausing all requests for {event.seconds:.2f}s"
         case SessionChanged():
-            return f"session {event.session_id} is now {event.status}/{event.status_detail}"
+            return f"session {event.session_id} is now {_state(event.status, event.status_detail)}"
         case WaitFinished():
             return (
                 f"wait for {event.session_id} ended: {event.outcome} after {event.elapsed:.2f}s"
-                f" and {event.polls} polls ({event.status}/{event.status_detail})"
+                f" and {event.polls} polls ({_state(event.status, event.status_detail)})"
             )
 
 

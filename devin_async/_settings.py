@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -107,6 +109,23 @@ def _usable_key(key: object) -> bool:
     return isinstance(key, str) and bool(key) and all("!" <= c <= "~" for c in key)
 
 
+def _check_base_path(base_url: str) -> str:
+    """Refuse a base URL naming an API version: request paths start with ``/v3/`` already.
+
+    Any other path (a proxy's prefix) is kept: requests go to ``base_url + "/v3/..."``.
+
+    Raises:
+        ConfigurationError: a path segment such as ``v3`` or ``v1``.
+    """
+    path = urllib.parse.urlsplit(base_url).path
+    if any(re.fullmatch(r"v\d+", segment) for segment in path.split("/")):
+        raise ConfigurationError(
+            f"base_url must not include an API version path ({path!r}): the client adds "
+            "/v3/... itself; give the API's root, e.g. https://api.devin.ai"
+        )
+    return base_url
+
+
 @attrs.frozen
 class Settings:
     """What a client was configured with; the key is never shown."""
@@ -151,7 +170,7 @@ class Settings:
         return cls(
             api_key=key,
             org_id=_protocol.check_org_id(org) if org is not None else None,
-            base_url=_protocol.check_base_url(url),
+            base_url=_check_base_path(_protocol.check_base_url(url)),
             timeout=positive("timeout", timeout),
             poll_interval=float(poll_interval),
             max_poll_interval=float(max_poll_interval),

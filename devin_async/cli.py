@@ -6,7 +6,7 @@
     devin-async list --tag ci --limit 10
     devin-async watch devin-0123abcd
     devin-async message devin-0123abcd "Use the main branch"
-    devin-async fake-server            # a local fake API for development
+    devin-async fake-server            # a local fake API on http://127.0.0.1:8765
 
 It reads the environment like ``DevinClient``: ``DEVIN_API_KEY`` (required, and never
 accepted as a command-line option, where it would show in ``ps``), ``DEVIN_ORG_ID`` and
@@ -14,7 +14,11 @@ accepted as a command-line option, where it would show in ``ps``), ``DEVIN_ORG_I
 by default; ``--json`` prints one JSON document per result, or JSON lines for streams
 (``list``, ``watch``, ``demo``). Anything that waits shows one status line on stderr,
 rewritten in place when stderr is a terminal and printed as plain lines otherwise.
-Errors are one line on stderr.
+Errors are one line on stderr; under ``--json`` one JSON object on stderr instead
+(``error``: its kind, ``message``, ``exit_code``, and ``status`` and ``request_id``
+for an HTTP failure). ``--debug`` (or ``DEVIN_ASYNC_DEBUG=1``) traces the HTTP requests
+on stderr, never the API key. A global option that does not apply to the command (such
+as ``fake-server --base-url``) is refused.
 
 Exit codes:
 
@@ -24,6 +28,8 @@ Exit codes:
     3    the API key was rejected (401) or lacks a permission (403)
     4    not found (unknown session id or organization)
     5    timed out waiting for a session to settle
+    6    ``wait --exit-status``: the session ended in error or was suspended
+    7    ``wait --exit-status``: the session waits for the user
     130  interrupted (Ctrl-C)
 """
 
@@ -39,17 +45,24 @@ from collections.abc import Sequence
 from ._cli.errors import (
     EXIT_AUTH,
     EXIT_ERROR,
+    EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_NOT_FOUND,
     EXIT_OK,
     EXIT_TIMEOUT,
     EXIT_USAGE,
+    EXIT_WAITING,
+    SCOPE_ERRORS,
     CliError,
     describe_error,
+    error_json,
+    redact,
+    without_org,
 )
 from ._cli.fake import (
     FAKE_API_KEY,
     FAKE_ORG_ID,
+    FAKE_PORT,
     fake_env,
     fake_server_options,
     fake_timeline,
@@ -58,7 +71,7 @@ from ._cli.fake import (
 )
 from ._cli.options import list_filters as list_filters  # the list options, for tests
 from ._cli.options import parse_timestamp
-from ._cli.parser import build_parser
+from ._cli.parser import build_parser, parse_args
 from ._cli.progress import Progress
 from ._cli.render import (
     dumps,
@@ -74,24 +87,29 @@ from ._cli.render import (
     render_table,
     session_json,
 )
+from ._cli.trace import debug_from_env, request_trace
 from ._client import DevinClient
 from ._errors import DevinError
 
 __all__ = [
     "EXIT_AUTH",
     "EXIT_ERROR",
+    "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_NOT_FOUND",
     "EXIT_OK",
     "EXIT_TIMEOUT",
     "EXIT_USAGE",
+    "EXIT_WAITING",
     "FAKE_API_KEY",
     "FAKE_ORG_ID",
+    "FAKE_PORT",
     "CliError",
     "Progress",
     "build_parser",
     "describe_error",
     "dumps",
+    "error_json",
     "fake_env",
     "fake_server_options",
     "fake_timeline",
@@ -127,23 +145,36 @@ async def _run(args: argparse.Namespace) -> int:
         code = await args.handler(args)
         return code
     async with _client(args) as client:
-        code = await args.handler(client, args)
+        try:
+            code = await args.handler(client, args)
+        except SCOPE_ERRORS as exc:
+            if client.org_id is not None:
+                raise
+            raise without_org(exc) from exc
     return code
 
 
-def _redact(text: str) -> str:
-    """Belt and braces: never print the API key, even if some message carried it."""
-    key = os.environ.get("DEVIN_API_KEY", "").strip()
-    return text.replace(key, "[redacted]") if len(key) >= 4 else text
+def _report(args: argparse.Namespace, exc: BaseException) -> int:
+    """Print a failure as one line on stderr (one JSON object under ``--json``)."""
+    if args.json:
+        document = error_json(exc)
+        print(dumps(document), file=sys.stderr)
+        code: int = document["exit_code"]
+        return code
+    code, message = describe_error(exc)
+    print(f"devin-async: error: {redact(message)}", file=sys.stderr)
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``devin-async`` with ``argv`` (default: the process arguments); return the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        return asyncio.run(_run(args))
+        with request_trace(args.debug or debug_from_env(), sys.stderr):
+            return asyncio.run(_run(args))
     except KeyboardInterrupt:
+        if args.json:
+            return _report(args, CliError("interrupted", EXIT_INTERRUPTED, "interrupted"))
         # One line; on a terminal it starts below the status line the ^C landed on.
         print("\ninterrupted" if is_tty(sys.stderr) else "interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -152,9 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_ERROR
     except (CliError, DevinError, ValueError) as exc:
-        code, message = describe_error(exc)
-        print(f"{parser.prog}: error: {_redact(message)}", file=sys.stderr)
-        return code
+        return _report(args, exc)
 
 
 if __name__ == "__main__":

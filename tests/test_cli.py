@@ -351,7 +351,7 @@ def test_help_documents_every_exit_code(capsys: pytest.CaptureFixture[str]) -> N
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert cli.__doc__ is not None
-    for code in (0, 1, 2, 3, 4, 5, 130):
+    for code in (0, 1, 2, 3, 4, 5, 6, 7, 130):
         assert re.search(rf"^\s+{code}\s+\S", out, re.MULTILINE), code
         assert re.search(rf"^\s+{code}\s+\S", cli.__doc__, re.MULTILINE), code
     assert "DEVIN_API_KEY" in out
@@ -778,6 +778,7 @@ async def test_serve_fake_reports_a_port_in_use() -> None:
             await cli.serve_fake(port=port, stop=asyncio.Event())
     assert error.value.code == 1
     assert f"127.0.0.1:{port}" in str(error.value)
+    assert "--port 0" in str(error.value)  # the way out of a taken default port
 
 
 # --------------------------------------------------------------------------- real processes
@@ -842,7 +843,7 @@ async def test_process_commands_and_exit_codes() -> None:
 
 
 async def test_process_fake_server_prints_its_url_first_and_serves() -> None:
-    process = await spawn("fake-server", "--list-lag-reads", "1", env=cli_env(None))
+    process = await spawn("fake-server", "--port", "0", "--list-lag-reads", "1", env=cli_env(None))
     try:
         assert process.stdout is not None
         url = (await asyncio.wait_for(process.stdout.readline(), 10)).decode().strip()

@@ -10,9 +10,9 @@ import time
 from typing import Any
 
 from .._client import DevinClient
-from .._models import DevinMode, Session
+from .._models import DevinMode, Session, SessionStatus, StatusDetail
 from .._waiting import SessionUpdate
-from .errors import EXIT_OK, CliError
+from .errors import EXIT_FAILED, EXIT_OK, EXIT_WAITING, CliError
 from .options import (
     AddCommand,
     add_list_options,
@@ -48,6 +48,12 @@ def register(add: AddCommand) -> None:
     wait = add("wait", "wait until a session settles (finished, waits for you, ended)", _wait)
     add_session_id(wait)
     add_wait_options(wait)
+    wait.add_argument(
+        "--exit-status",
+        action="store_true",
+        help=f"exit {EXIT_FAILED} if the session ended in error or was suspended, "
+        f"{EXIT_WAITING} if it waits for the user (default: 0 once settled)",
+    )
 
     watch = add("watch", "follow a session: a live status line and its new messages", _watch)
     add_session_id(watch)
@@ -106,7 +112,17 @@ async def _get(client: DevinClient, args: argparse.Namespace) -> int:
 
 
 async def _wait(client: DevinClient, args: argparse.Namespace) -> int:
-    show_session(args, await _await(client, args.session_id, args))
+    session = await _await(client, args.session_id, args)
+    show_session(args, session)
+    return settled_code(session) if args.exit_status else EXIT_OK
+
+
+def settled_code(session: Session) -> int:
+    """The exit code of ``wait --exit-status`` for a settled session."""
+    if session.status in (SessionStatus.ERROR, SessionStatus.SUSPENDED):
+        return EXIT_FAILED
+    if session.status_detail == StatusDetail.WAITING_FOR_USER:
+        return EXIT_WAITING
     return EXIT_OK
 
 

@@ -21,13 +21,25 @@ if TYPE_CHECKING:
 
 FAKE_API_KEY = "cog_fake_server_key"  # printed on purpose: it only opens the local fake
 FAKE_ORG_ID = "org-fake"
+FAKE_PORT = 8765  # the default of fake-server: a stable DEVIN_BASE_URL to export once
 
 
 def register(add: AddCommand) -> None:
     """Declare ``fake-server`` and ``demo`` and their options."""
     summary = "run a local fake Devin API for development"
-    fake = add("fake-server", summary, _fake_server, needs_client=False)
-    fake.add_argument("--port", type=port, default=0, help="TCP port (default: a free one)")
+    fake = add(
+        "fake-server",
+        summary,
+        _fake_server,
+        needs_client=False,
+        options=frozenset({"json", "org_id"}),
+    )
+    fake.add_argument(
+        "--port",
+        type=port,
+        default=FAKE_PORT,
+        help=f"TCP port (default {FAKE_PORT}; 0: any free one)",
+    )
     fake.add_argument(
         "--host", choices=["127.0.0.1"], default="127.0.0.1", help="only 127.0.0.1 is served"
     )
@@ -160,7 +172,10 @@ async def serve_fake(
     try:
         await server.start()
     except OSError as exc:
-        raise CliError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}", EXIT_ERROR) from None
+        raise CliError(
+            f"cannot listen on 127.0.0.1:{port}: {exc.strerror} (--port 0 takes any free port)",
+            EXIT_ERROR,
+        ) from None
     try:
         env = fake_env(server.url, server.api_key, server.org_id)
         say(dumps({"url": server.url, "env": env}) if as_json else "\n".join(render_banner(env)))
@@ -198,6 +213,8 @@ async def _fake_server(args: argparse.Namespace) -> int:
 
 
 async def _demo(args: argparse.Namespace) -> int:
+    if not args.real and (args.org_id or args.base_url):
+        raise CliError("--org-id and --base-url apply to demo only with --real")
     from .. import _demo
 
     return await _demo.run(

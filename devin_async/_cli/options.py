@@ -15,14 +15,25 @@ DEFAULT_LIST_LIMIT = 50
 Handler = Callable[..., Awaitable[int]]
 
 
+# The global options, by their ``args`` name; a command declares those that apply to it.
+GLOBAL_OPTIONS = frozenset({"json", "base_url", "org_id", "debug"})
+
+
 class AddCommand(Protocol):
     """Declare a subcommand: ``handler(client, args)``, or ``handler(args)`` without a client.
 
-    Returns its parser, for the command's own options; the global options are on it already.
+    ``options`` are the global options that apply to it (default: all); the others are
+    refused. Returns its parser, for the command's own options.
     """
 
     def __call__(
-        self, name: str, summary: str, handler: Handler, *, needs_client: bool = True
+        self,
+        name: str,
+        summary: str,
+        handler: Handler,
+        *,
+        needs_client: bool = True,
+        options: frozenset[str] = GLOBAL_OPTIONS,
     ) -> argparse.ArgumentParser: ...
 
 
@@ -82,30 +93,51 @@ def port(text: str) -> int:
     return int(text)
 
 
-def add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
-    """Add the options every command takes; subcommands must not reset the main defaults."""
+def add_global_options(
+    parser: argparse.ArgumentParser,
+    *,
+    defaults: bool,
+    shown: frozenset[str] = GLOBAL_OPTIONS,
+) -> None:
+    """Add the global options; subcommands must not reset the main defaults.
+
+    Those not ``shown`` are still parsed (to be refused by name) but left out of the help.
+    """
 
     def default(value: object) -> object:
         return value if defaults else argparse.SUPPRESS
+
+    def helps(name: str, text: str) -> str:
+        return text if name in shown else argparse.SUPPRESS
 
     group = parser.add_argument_group("global options")
     group.add_argument(
         "--json",
         action="store_true",
         default=default(False),
-        help="machine output: one JSON document per result, JSON lines for streams",
+        help=helps(
+            "json",
+            "machine output: JSON documents, JSON lines for streams, errors as "
+            "one JSON object on stderr",
+        ),
     )
     group.add_argument(
         "--base-url",
         metavar="URL",
         default=default(None),
-        help="API base URL (default: $DEVIN_BASE_URL or https://api.devin.ai)",
+        help=helps("base_url", "API base URL (default: $DEVIN_BASE_URL or https://api.devin.ai)"),
     )
     group.add_argument(
         "--org-id",
         metavar="ORG",
         default=default(None),
-        help="organization id, org-... (default: $DEVIN_ORG_ID)",
+        help=helps("org_id", "organization id, org-... (default: $DEVIN_ORG_ID)"),
+    )
+    group.add_argument(
+        "--debug",
+        action="store_true",
+        default=default(False),
+        help=helps("debug", "trace the HTTP requests on stderr (also: DEVIN_ASYNC_DEBUG=1)"),
     )
 
 

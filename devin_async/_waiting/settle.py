@@ -122,7 +122,10 @@ def wait_timed_out(
     """
     message = f"session {session_id} did not settle within {timeout}s"
     if session is not None:
-        message += f" (last seen: {session.status}/{session.status_detail})"
+        state = (
+            f"{session.status}/{session.status_detail}" if session.status_detail else session.status
+        )
+        message += f" (last seen: {state})"
     if last_error is not None:
         message += f"; the last poll failed: {type(last_error).__name__}: {last_error}"
     return AwaitTimeoutError(

@@ -11,9 +11,9 @@ from __future__ import annotations
 import contextlib
 import inspect
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
-from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
+from typing import Any, Concatenate, Generic, ParamSpec, Protocol, Self, TypeVar, overload
 
 import anyio
 from anyio.from_thread import BlockingPortal, start_blocking_portal
@@ -27,6 +27,7 @@ __all__ = ["SyncDevinClient"]
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 
 def _arguments_of(
@@ -74,7 +75,15 @@ class _Blocking(_Forwarded[P, Awaitable[T]]):
         return self._named(call)
 
 
-class _Iterating(_Forwarded[P, AsyncIterator[T]]):
+class _Closing(Protocol[T_co]):
+    """What the iterating methods return: an async iterator that can be closed early."""
+
+    def __anext__(self) -> Awaitable[T_co]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class _Iterating(_Forwarded[P, _Closing[T]]):
     """A method returning an async iterator as one returning an iterator (a generator)."""
 
     @overload
@@ -93,7 +102,7 @@ class _Iterating(_Forwarded[P, AsyncIterator[T]]):
         method, client = self._method, devin._client
 
         def call(*args: P.args, **kwargs: P.kwargs) -> Generator[T, None, None]:
-            async def start() -> AsyncIterator[T]:  # in the loop: arguments are checked now
+            async def start() -> _Closing[T]:  # in the loop: arguments are checked now
                 return method(client, *args, **kwargs)
 
             return devin._pull(devin._run(start))
@@ -113,9 +122,8 @@ class _Call(Generic[T]):
     async def run(self) -> T:
         try:
             with anyio.CancelScope() as self._scope:
-                if self._cancelled:
-                    self._scope.cancel()
-                return await self._call()
+                if not self._cancelled:  # else cancelled before it started: never started
+                    return await self._call()
             raise anyio.get_cancelled_exc_class()  # cancel() ended it: nobody waits for it
         finally:
             self.ended.set()
@@ -127,7 +135,7 @@ class _Call(Generic[T]):
             self._scope.cancel()
 
 
-async def _step(source: AsyncIterator[T]) -> tuple[T] | None:
+async def _step(source: _Closing[T]) -> tuple[T] | None:
     """The next item of ``source`` in a 1-tuple, or None at its end."""
     try:
         return (await anext(source),)
@@ -217,18 +225,16 @@ class SyncDevinClient(Configured):
                 running.ended.wait()
             raise
 
-    def _pull(self, source: AsyncIterator[T]) -> Generator[T, None, None]:
+    def _pull(self, source: _Closing[T]) -> Generator[T, None, None]:
         """Iterate over ``source`` one item per portal call; close it when this ends."""
         try:
             while (item := self._run(lambda: _step(source))) is not None:
                 yield item[0]
         finally:
-            aclose = getattr(source, "aclose", None)
             # A closed client ended its waits already; the portal's own thread (a
             # collection that ran there) cannot wait for it, and the loop finalizes it.
-            in_loop = threading.get_ident() == self._loop_thread
-            if aclose is not None and not self.closed and not in_loop:
-                self._run(aclose)
+            if not self.closed and threading.get_ident() != self._loop_thread:
+                self._run(source.aclose)
 
     # ------------------------------------------------------------------ the calls
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from devin_async import (
     SyncDevinClient,
     WaitFinished,
 )
+from devin_async._sync import _Call
 from devin_async.testing import FINISHES, WAITS_FOR_USER, ThreadedFakeDevin, instant, timeline
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,6 +73,8 @@ def test_a_call_returns_what_the_async_method_returns(
     assert fake_devin.count("create_session") == 1
     # The docs and the signature are the async method's, without ``self``.
     assert devin.get_session.__doc__ == SyncDevinClient.get_session.__doc__
+    assert devin.list_sessions.__doc__ == SyncDevinClient.list_sessions.__doc__
+    assert devin.list_sessions.__name__ == "list_sessions"
     assert "current state" in str(devin.get_session.__doc__)
     assert str(devin.get_session.__signature__) == "(session_id: 'str') -> 'Session'"  # type: ignore[attr-defined]
 
@@ -121,6 +125,38 @@ def test_breaking_out_of_an_iterator_closes_the_async_one(
     next(states)
     states.close()
     assert waits == [("cancelled", True), ("cancelled", True)]
+
+
+def test_an_iterator_dropped_in_the_portal_thread_does_not_block_it(
+    fake_devin: ThreadedFakeDevin, waits: Waits
+) -> None:
+    # A garbage collection can finalize an iterator in any thread, the portal's too: there
+    # it must not wait on the portal (it would be waiting on itself).
+    held: list[Generator[Session, None, None]] = []
+    errors: list[Exception] = []
+    record = _recording(waits)
+
+    def drop_held(event: Event) -> None:
+        record(event)
+        if held and isinstance(event, RequestSent) and event.method == "GET":
+            try:
+                held.pop().close()
+            except Exception as exc:  # a hook's exception would only be logged
+                errors.append(exc)
+
+    fake_devin.queue_timeline(NEVER_SETTLES)
+    with SyncDevinClient(
+        fake_devin.api_key, org_id=fake_devin.org_id, base_url=fake_devin.url, hooks=[drop_held]
+    ) as devin:
+        session_id = devin.create_session("Never ends").session_id
+        states = devin.watch_session(session_id, timeout=3600)
+        next(states)
+        held.append(states)
+        del states
+        devin.get_session(session_id)
+        assert errors == []
+        assert held == []
+        assert waits == [("cancelled", True)]  # released by the watch's own finalizer
 
 
 def test_a_wait_runs_on_virtual_time(devin: SyncDevinClient, fake_devin: ThreadedFakeDevin) -> None:
@@ -225,6 +261,22 @@ def test_a_keyboard_interrupt_cancels_the_wait_in_the_portal(
             assert waits == [("cancelled", True)]
         finally:
             gate.set()
+
+
+async def test_a_call_cancelled_before_it_started_never_starts() -> None:
+    # Ctrl-C can land while the portal is still starting the task: it must not run then.
+    ran: list[str] = []
+
+    async def work() -> str:
+        ran.append("ran")
+        return "done"
+
+    call = _Call(work)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call.run()
+    assert ran == []
+    assert call.ended.is_set()
 
 
 def test_the_sync_methods_are_typed_from_the_async_ones(

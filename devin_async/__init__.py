@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     )
     from ._paging import Pager
     from ._protocol import Request, Response, Transport
+    from ._sync import SyncDevinClient
     from ._version import __version__
     from ._waiting import (
         Predicate,
@@ -129,6 +130,7 @@ __all__ = [
     "SessionWaits",
     "SessionWatch",
     "StatusDetail",
+    "SyncDevinClient",
     "Transport",
     "UnprocessableEntityError",
     "UploadedAttachment",
@@ -200,6 +202,7 @@ _EXPORTS: dict[str, str] = {
     "Request": "_protocol",
     "Response": "_protocol",
     "Transport": "_protocol",
+    "SyncDevinClient": "_sync",
     "__version__": "_version",
     "Predicate": "_waiting",
     "SessionFollow": "_waiting",

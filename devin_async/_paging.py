@@ -7,7 +7,7 @@ https://docs.devin.ai/api-reference/v3/sessions/get-organizations-session-messag
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Generic, Self, TypeVar
 
 from ._errors import ResponseValidationError
@@ -52,7 +52,7 @@ class Pager(Generic[T]):
         self._fetch = fetch
         self._after = after
         self._limit = limit
-        self._items: AsyncIterator[T] | None = None
+        self._items: AsyncGenerator[T, None] | None = None
 
     async def pages(self) -> AsyncGenerator[Page[T], None]:
         """Yield the pages one by one, following ``end_cursor`` to the end.
@@ -84,7 +84,7 @@ class Pager(Generic[T]):
             seen.add(cursor)
             after = cursor
 
-    async def _each(self) -> AsyncIterator[T]:
+    async def _each(self) -> AsyncGenerator[T, None]:
         left = self._limit
         if left == 0:
             return
@@ -103,6 +103,12 @@ class Pager(Generic[T]):
         if self._items is None:
             self._items = self._each()
         return await anext(self._items)
+
+    async def aclose(self) -> None:
+        """Stop iterating: the page being read is dropped and no further page is fetched."""
+        if self._items is None:
+            self._items = self._each()
+        await self._items.aclose()
 
     async def collect(self) -> list[T]:
         """Fetch every remaining item (up to ``limit``) into a list."""

@@ -12,8 +12,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from devin_async import DevinClient
-from devin_async.testing import FakeDevinServer
+from devin_async import DevinClient, SyncDevinClient
+from devin_async.testing import FakeDevinServer, ThreadedFakeDevin
 
 
 def add_real_option(parser: argparse.ArgumentParser) -> None:
@@ -42,18 +42,35 @@ async def open_client(
         options: more ``DevinClient`` settings, for either backend.
     """
     if real:
-        print(f"--real: this starts {starts} on the real Devin API", file=sys.stderr)
+        _say_real(starts)
         return await stack.enter_async_context(DevinClient(**options))
     server = await stack.enter_async_context(fake())
     if setup is not None:
         setup(server)
-    return await stack.enter_async_context(
-        DevinClient(
-            server.api_key,
-            org_id=server.org_id,
-            base_url=server.url,
-            poll_interval=0.1,
-            max_poll_interval=0.5,
-            **options,
-        )
-    )
+    return await stack.enter_async_context(DevinClient(**_on_fake(server), **options))
+
+
+def open_sync_client(
+    stack: contextlib.ExitStack, *, real: bool, starts: str, **options: Any
+) -> SyncDevinClient:
+    """``open_client`` for blocking code: a ``SyncDevinClient``, the fake in a thread."""
+    if real:
+        _say_real(starts)
+        return stack.enter_context(SyncDevinClient(**options))
+    server = stack.enter_context(FakeDevinServer.in_thread())
+    return stack.enter_context(SyncDevinClient(**_on_fake(server), **options))
+
+
+def _say_real(starts: str) -> None:
+    print(f"--real: this starts {starts} on the real Devin API", file=sys.stderr)
+
+
+def _on_fake(server: FakeDevinServer | ThreadedFakeDevin) -> dict[str, Any]:
+    """The client settings for the fake: its key, org and URL, and quick polls."""
+    return {
+        "api_key": server.api_key,
+        "org_id": server.org_id,
+        "base_url": server.url,
+        "poll_interval": 0.1,
+        "max_poll_interval": 0.5,
+    }

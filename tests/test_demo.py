@@ -159,6 +159,7 @@ def test_python_m_demo_takes_the_options_of_the_cli_command() -> None:
         ("bot.py", "outcome: running/finished"),
         ("metrics.py", "waits_finished_total{outcome=settled} 10"),
         ("attachments_bot.py", "summary: Analysis of Review release-checklist.txt"),
+        ("sync_script.py", "settled as running/finished"),
     ],
 )
 def test_examples_run_against_the_fake_server(name: str, expected: str) -> None:
@@ -189,7 +190,15 @@ def test_examples_run_against_the_fake_server(name: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["create_and_await.py", "fan_out.py", "watch.py", "bot.py", "metrics.py", "attachments_bot.py"],
+    [
+        "create_and_await.py",
+        "fan_out.py",
+        "watch.py",
+        "bot.py",
+        "metrics.py",
+        "attachments_bot.py",
+        "sync_script.py",
+    ],
 )
 def test_examples_with_real_say_what_they_start(name: str) -> None:
     # --real goes to DEVIN_BASE_URL (a closed port here, so nothing is started) after

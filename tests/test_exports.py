@@ -57,6 +57,7 @@ PUBLIC_MODULES: dict[str, set[str]] = {
         "structure_insights_generation",
     },
     "devin_async._insights": {"InsightsCalls"},  # a base class of DevinClient
+    "devin_async._sync": set(),
 }
 
 

@@ -20,6 +20,7 @@ LAYERS: list[set[str]] = [
     {"_create", "_paging", "_fanout", "_attachments"},
     {"_waiting", "_insights"},
     {"_settings", "_client"},
+    {"_sync"},
     {"cli", "_cli", "testing", "demo", "_demo", "pytest_plugin", "__init__", "__main__"},
 ]
 ROW = {name: row for row, names in enumerate(LAYERS) for name in names}

@@ -165,3 +165,16 @@ async def test_list_sessions_against_endless_empty_pages_gives_up() -> None:
     finally:
         await runner.cleanup()
     assert asked == [None, *(f"c{n}" for n in range(1, EMPTY_PAGE_LIMIT))]
+
+
+async def test_aclose_stops_the_iteration_without_another_fetch() -> None:
+    fetch = Pages(list(range(6)), size=2)
+    pager = Pager(fetch)
+    assert await anext(pager) == 0
+    await pager.aclose()
+    assert [i async for i in pager] == []
+    assert fetch.asked == [None]
+    unstarted = Pager(fetch)
+    await unstarted.aclose()
+    assert await unstarted.collect() == []
+    assert fetch.asked == [None]

@@ -267,13 +267,14 @@ class WaitState:
 
         Save the result before following again: a bot restarted between its reply and
         the next follow then neither ends on the state the reply answered nor takes the
-        old question for a new one.
+        old question for a new one. The answer of a send message carries no
+        status_detail, so this state's detail is kept while the status is the same.
         """
+        detail = snapshot.status_detail
+        if detail is None and snapshot.status == self.status:
+            detail = self.status_detail
         return attrs.evolve(
-            self,
-            status=snapshot.status,
-            status_detail=snapshot.status_detail,
-            replied_at=snapshot.updated_at,
+            self, status=snapshot.status, status_detail=detail, replied_at=snapshot.updated_at
         )
 
 

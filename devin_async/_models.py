@@ -164,7 +164,16 @@ class PullRequest:
 
 @attrs.frozen
 class Session:
-    """A Devin session as returned by create, get and list."""
+    """A Devin session as returned by create, get, list, send message, terminate and archive.
+
+    Attributes:
+        status_detail: what a running session does (``working``, ``waiting_for_user``,
+            ...) or why a suspended one sleeps. Filled on get and list only: the answers
+            of create, send message, terminate and archive leave it None, so tell a
+            session's state from a get or a wait, never from those answers.
+        category: the use case Devin assigned (with ``subcategory``, its display name);
+            filled on get and list only, like ``structured_output``.
+    """
 
     session_id: str
     url: str

@@ -7,15 +7,12 @@ snapshot of the session's state.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-from fakes import FakeTime
+from fakes import KEY, FakeTime
 
 from devin_async import DevinClient, Event, SessionChanged, is_settled
 from devin_async.testing import WAITS_FOR_USER, FakeDevinServer, Step
 
-KEY = "cog_test_key_0123456789"
 ORG = "org-test"
 DETAILS = ("status_detail", "category", "subcategory", "structured_output")
 WORKS_THEN_FINISHES = (
@@ -24,27 +21,10 @@ WORKS_THEN_FINISHES = (
 )
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[FakeDevinServer]:
-    async with FakeDevinServer(api_key=KEY, org_id=ORG) as srv:
-        yield srv
-
-
-@pytest.fixture
-def sleep() -> FakeTime:
-    return FakeTime()
-
-
 def make_client(server: FakeDevinServer, sleep: FakeTime, **options: object) -> DevinClient:
     return DevinClient(
         KEY, org_id=ORG, base_url=server.url, sleep=sleep, clock=sleep.clock, **options
     )
-
-
-@pytest.fixture
-async def client(server: FakeDevinServer, sleep: FakeTime) -> AsyncIterator[DevinClient]:
-    async with make_client(server, sleep) as c:
-        yield c
 
 
 def details(session: object) -> tuple[object, ...]:

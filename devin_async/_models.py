@@ -164,7 +164,16 @@ class PullRequest:
 
 @attrs.frozen
 class Session:
-    """A Devin session as returned by create, get and list."""
+    """A Devin session as returned by create, get, list, send message, terminate and archive.
+
+    Attributes:
+        status_detail: what a running session does (``working``, ``waiting_for_user``,
+            ...) or why a suspended one sleeps. Filled on get and list only: the answers
+            of create, send message, terminate and archive leave it None, so tell a
+            session's state from a get or a wait, never from those answers.
+        category: the use case Devin assigned (with ``subcategory``, its display name);
+            filled on get and list only, like ``structured_output``.
+    """
 
     session_id: str
     url: str
@@ -267,13 +276,14 @@ class WaitState:
 
         Save the result before following again: a bot restarted between its reply and
         the next follow then neither ends on the state the reply answered nor takes the
-        old question for a new one.
+        old question for a new one. The answer of a send message carries no
+        status_detail, so this state's detail is kept while the status is the same.
         """
+        detail = snapshot.status_detail
+        if detail is None and snapshot.status == self.status:
+            detail = self.status_detail
         return attrs.evolve(
-            self,
-            status=snapshot.status,
-            status_detail=snapshot.status_detail,
-            replied_at=snapshot.updated_at,
+            self, status=snapshot.status, status_detail=detail, replied_at=snapshot.updated_at
         )
 
 

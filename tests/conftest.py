@@ -1,14 +1,19 @@
-"""Shared fixtures: a working ``aioresponses`` and a full SessionResponse payload."""
+"""Shared fixtures: a working ``aioresponses``, a fake server with a client on virtual
+time, and a full SessionResponse payload."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
 import pytest
 from aioresponses import aioresponses
+from fakes import KEY, FakeTime
+
+from devin_async import DevinClient
+from devin_async.testing import FakeDevinServer
 
 # --- aioresponses shim -------------------------------------------------------------------
 # Why: aioresponses 0.7.9 builds ClientResponse without the `stream_writer` argument that
@@ -42,6 +47,32 @@ def mock_http() -> Iterator[aioresponses]:
     """Intercept every aiohttp.ClientSession request; unmatched ones fail to connect."""
     with _CompatAioresponses() as mocked:
         yield mocked
+
+
+# --- a fake server, and a client of it on virtual time -----------------------------------
+# A module that needs another server or client defines its own fixture of the same name.
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeDevinServer]:
+    """A started fake of the org "org-test" that takes ``fakes.KEY``."""
+    async with FakeDevinServer(api_key=KEY, org_id="org-test") as srv:
+        yield srv
+
+
+@pytest.fixture
+def sleep() -> FakeTime:
+    """The virtual time of ``client``: its sleeps, their delays and its clock."""
+    return FakeTime()
+
+
+@pytest.fixture
+async def client(server: FakeDevinServer, sleep: FakeTime) -> AsyncIterator[DevinClient]:
+    """A client of ``server`` (org scope) on the virtual time of ``sleep``."""
+    async with DevinClient(
+        KEY, org_id=server.org_id, base_url=server.url, sleep=sleep, clock=sleep.clock, timeout=5.0
+    ) as c:
+        yield c
 
 
 # --- payloads ----------------------------------------------------------------------------

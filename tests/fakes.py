@@ -9,6 +9,8 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+KEY = "cog_test_key_0123456789"  # the API key of the shared ``server`` and ``client``
+
 
 class FakeTime:
     """A sleep that records the delays asked for, advances its own clock, and yields.

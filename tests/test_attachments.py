@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from fakes import FakeTime
+from fakes import KEY, FakeTime
 
 from devin_async import (
     APIConnectionError,
@@ -20,27 +19,6 @@ from devin_async import (
     UploadedAttachment,
 )
 from devin_async.testing import FakeDevinServer
-
-KEY = "cog_test_key_0123456789"
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeDevinServer]:
-    async with FakeDevinServer(api_key=KEY, org_id="org-test") as srv:
-        yield srv
-
-
-@pytest.fixture
-def time() -> FakeTime:
-    return FakeTime()
-
-
-@pytest.fixture
-async def client(server: FakeDevinServer, time: FakeTime) -> AsyncIterator[DevinClient]:
-    async with DevinClient(
-        KEY, org_id="org-test", base_url=server.url, timeout=5.0, sleep=time, clock=time.clock
-    ) as c:
-        yield c
 
 
 def _entries(folder: Path) -> list[Path]:
@@ -103,7 +81,7 @@ async def test_over_the_limit_is_refused_before_any_request(
 
 
 async def test_an_upload_the_server_stored_then_dropped_is_not_sent_again(
-    client: DevinClient, server: FakeDevinServer, time: FakeTime
+    client: DevinClient, server: FakeDevinServer, sleep: FakeTime
 ) -> None:
     server.inject("drop", route="upload_attachment", when="after", times=None)
     with pytest.raises(APIConnectionError) as caught:
@@ -112,29 +90,29 @@ async def test_an_upload_the_server_stored_then_dropped_is_not_sent_again(
     assert KEY not in str(caught.value)
     assert server.count("upload_attachment") == 1
     assert len(server.files.stored) == 1
-    assert time.delays == []
+    assert sleep.delays == []
 
 
 async def test_a_5xx_after_storing_is_not_sent_again(
-    client: DevinClient, server: FakeDevinServer, time: FakeTime
+    client: DevinClient, server: FakeDevinServer, sleep: FakeTime
 ) -> None:
     server.inject("status", status=503, route="upload_attachment", when="after", times=None)
     with pytest.raises(InternalServerError):
         await client.upload_attachment(b"once", name="once.txt")
     assert server.count("upload_attachment") == 1
-    assert time.delays == []
+    assert sleep.delays == []
 
 
 async def test_a_429_before_handling_is_sent_again(
-    client: DevinClient, server: FakeDevinServer, time: FakeTime, tmp_path: Path
+    client: DevinClient, server: FakeDevinServer, sleep: FakeTime, tmp_path: Path
 ) -> None:
     path = tmp_path / "again.txt"
     path.write_bytes(b"read twice")
     server.inject("rate_limit", route="upload_attachment", retry_after="2")
     uploaded = await client.upload_attachment(path)
     assert server.count("upload_attachment") == 2
-    assert time.delays
-    assert time.delays[0] >= 2
+    assert sleep.delays
+    assert sleep.delays[0] >= 2
     assert server.files.stored[uploaded.attachment_id].data == b"read twice"
 
 

@@ -6,7 +6,7 @@ import pickle
 from collections.abc import AsyncIterator
 
 import pytest
-from fakes import FakeTime
+from fakes import KEY, FakeTime
 
 from devin_async import (
     AwaitTimeoutError,
@@ -22,27 +22,7 @@ from devin_async import (
 )
 from devin_async.testing import FakeDevinServer
 
-KEY = "cog_test_key_0123456789"
 UNKNOWN = "devin-" + "0" * 32
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeDevinServer]:
-    async with FakeDevinServer(api_key=KEY, org_id="org-test") as srv:
-        yield srv
-
-
-@pytest.fixture
-def sleep() -> FakeTime:
-    return FakeTime()
-
-
-@pytest.fixture
-async def client(server: FakeDevinServer, sleep: FakeTime) -> AsyncIterator[DevinClient]:
-    async with DevinClient(
-        KEY, org_id=server.org_id, base_url=server.url, sleep=sleep, clock=sleep.clock, timeout=5.0
-    ) as c:
-        yield c
 
 
 @pytest.fixture

@@ -119,16 +119,34 @@ class Waiter:
         session still shows the reply's own copy of that state (same ``updated_at``):
         that is the lag, not Devin's new answer.
         """
+        self._learn(session)
         if self.since is not None:
-            if state_key(session) != self.since:
+            if not _shows(session, self.since):
                 self.since = self.proof = self.stale = None  # it moved on: the plain rule
             else:
                 return False
         if self.stale is not None:
-            if (session.status, session.status_detail, session.updated_at) == self.stale:
+            if _shows(session, self.stale[:2]) and session.updated_at == self.stale[2]:
                 return False
             self.stale = None
         return self.wait.until(session)
+
+    def _learn(self, session: Session) -> None:
+        """Take the detail of the reply's state from its copy, if the reply's answer had none.
+
+        A send message answer carries no status_detail: the first read showing the
+        reply's status and ``updated_at`` (the lag's copy of that state) tells it.
+        """
+        stale = self.stale
+        if (
+            stale is not None
+            and stale[1] is None
+            and (session.status, session.updated_at) == (stale[0], stale[2])
+        ):
+            key = state_key(session)
+            self.stale = (*key, stale[2])
+            if self.since is not None:
+                self.since = key
 
     def wants_messages(self, changed: bool) -> bool:
         """Tell whether this tick should read messages for this wait.
@@ -141,7 +159,7 @@ class Waiter:
         return (
             self.since is not None
             and session is not None
-            and state_key(session) == self.since
+            and _shows(session, self.since)
             and self.wait.until(session)
         )
 
@@ -186,6 +204,16 @@ class Waiter:
         """End the wait with ``exc`` unless it has already ended."""
         if not self.future.done():
             self.future.set_exception(exc)
+
+
+def _shows(session: Session, key: StateKey) -> bool:
+    """Tell whether ``session`` shows state ``key``.
+
+    A key without a detail matches every detail of its status: the answer of a send
+    message carries no status_detail (the API fills it on get and list only), so the
+    state a reply was sent in is known only by its status.
+    """
+    return session.status == key[0] and key[1] in (None, session.status_detail)
 
 
 def _after(messages: Sequence[Message], event_id: str | None) -> Sequence[Message]:

@@ -174,10 +174,14 @@ _RESPONSE_FIELDS = (
 
 
 def _session_json(s: FakeSession, *, detailed: bool) -> _JSONObject:
-    """Render a SessionResponse; category and structured output only when ``detailed``."""
+    """Render a SessionResponse: get and list answers are ``detailed``.
+
+    The others (create, message, terminate, archive) leave status_detail, category,
+    subcategory and structured_output null: the API fills them on get and list only.
+    """
     body = {name: getattr(s, name) for name in _RESPONSE_FIELDS}
     body["status"], body["status_detail"], body["updated_at"] = s._shown()
     body["url"] = f"https://app.devin.ai/sessions/{s.session_id}"
     if not detailed:  # the API fills these on get/list only
-        body.update(category=None, subcategory=None, structured_output=None)
+        body.update(status_detail=None, category=None, subcategory=None, structured_output=None)
     return body

@@ -416,6 +416,9 @@ async def test_send_message_resumes_a_session(
     (sid,) = await create(client, server, 1)
     server.set_state(sid, state, detail)
     session = await client.send_message(sid, "go on")
+    # The answer carries the status only; get fills the detail, as the API does.
+    assert (session.status, session.status_detail) == (SessionStatus.RUNNING, None)
+    session = await client.get_session(sid)
     assert (session.status, session.status_detail) == (
         SessionStatus.RUNNING,
         StatusDetail.WORKING,

@@ -75,7 +75,8 @@ def _timeline(index: int, rng: random.Random) -> list[Step]:
 
 
 def _outcome(session: Session) -> str:
-    return str(session.status_detail if session.status == "running" else session.status)
+    detail = session.status_detail if session.status == "running" else None
+    return str(detail or session.status)
 
 
 def _state(session: Session) -> str:

@@ -70,6 +70,15 @@ async def test_the_url_is_what_create_session_takes(
     assert attachment.url == uploaded.url
 
 
+async def test_an_attachment_is_listed_under_the_name_it_was_uploaded_with(
+    client: DevinClient,
+) -> None:
+    uploaded = await client.upload_attachment(b"notes", name="design notes.md")
+    session = await client.create_session("Read the notes", attachment_urls=[uploaded.url])
+    (attachment,) = await client.list_attachments(session.session_id)
+    assert (attachment.name, attachment.url) == ("design notes.md", uploaded.url)
+
+
 async def test_over_the_limit_is_refused_before_any_request(
     client: DevinClient, server: FakeDevinServer
 ) -> None:

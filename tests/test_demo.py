@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from devin_async import _demo
+from devin_async import Session, _demo
 from devin_async.testing import FakeDevinServer, Step
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -306,3 +306,21 @@ async def test_ctrl_c_stops_the_fake_server_with_exit_0() -> None:
     assert code == 0
     assert "served 0 requests" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("status", "detail", "shown"),
+    [("running", "finished", "finished"), ("running", None, "running"), ("exit", None, "exit")],
+)
+def test_an_outcome_never_reads_none(status: str, detail: str | None, shown: str) -> None:
+    session = Session(
+        session_id="devin-1",
+        url="https://app.devin.ai/sessions/1",
+        status=status,
+        org_id="org-1",
+        created_at=1,
+        updated_at=2,
+        acus_consumed=0.0,
+        status_detail=detail,
+    )
+    assert _demo._outcome(session) == shown

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import unquote
 from collections.abc import Sequence
 from typing import Any
 
@@ -157,7 +158,7 @@ class FakeSession:
         self.attachments.append(
             {
                 "attachment_id": f"att-{self.session_id.removeprefix('devin-')[:8]}-{number:04d}",
-                "name": url.rstrip("/").rsplit("/", 1)[-1],
+                "name": unquote(url.rstrip("/").rsplit("/", 1)[-1]),
                 "source": "user",
                 "url": url,
                 "content_type": None,

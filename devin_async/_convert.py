@@ -17,7 +17,10 @@ Every failure is a ``ResponseValidationError`` whose message names the field
 (``created_at: expected integer, got bool``); no cattrs exception leaves this module.
 
 Bodies are parsed by msgspec into plain JSON values (the stdlib takes what msgspec
-refuses); structuring those values is cattrs' job alone.
+refuses); structuring those values is cattrs' job alone. A session body (``decode_session``)
+is first tried straight from bytes: msgspec decodes it into a Struct derived from the
+model whose types take exactly what the hooks take, and what that refuses goes the usual
+way, so both give the same session or the same error.
 
 Error bodies (``{"detail": ...}``, FastAPI's field errors, RFC 9457 problem details) are
 shaped here too, tolerantly: ``error_summary`` never raises.

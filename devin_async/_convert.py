@@ -65,7 +65,6 @@ from ._models import (
 )
 
 __all__ = [
-    "decode_session",
     "dumps_create_request",
     "dumps_message_request",
     "dumps_tags_request",

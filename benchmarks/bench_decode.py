@@ -5,9 +5,11 @@ Two rows per library:
 - ``dict -> model``: the decoded JSON dict is structured into the model. For devin_async
   that is ``_convert.structure_session(dict)`` (cattrs, strict JSON types, open enums);
   pydantic is ``Model.model_validate(dict)``; msgspec is ``msgspec.convert(dict, Struct)``.
-- ``bytes -> model``: from the response body. devin_async does ``_convert.loads`` (msgspec
-  into plain values, the stdlib for what msgspec refuses) then structures, as
-  ``get_session`` does; pydantic ``model_validate_json``;
+- ``bytes -> model``: from the response body. devin_async does
+  ``_convert.decode_session``, as ``get_session`` does (msgspec straight into a Struct
+  derived from the model, then the model; ``loads`` + cattrs for what that refuses), and,
+  for reference, the cattrs way ``_convert.loads`` then ``structure_session``; pydantic
+  ``model_validate_json``;
   msgspec ``msgspec.json.decode(body, type=Struct)``. ``json.loads`` alone is shown for
   reference.
 
@@ -116,6 +118,7 @@ CATTRS = "devin_async (cattrs)"
 PYDANTIC = "pydantic v2"
 MSGSPEC = "msgspec"
 JSON_ONLY = "json.loads only"
+CATTRS_WAY = "loads + cattrs"
 
 DICT_CASES: dict[str, Callable[[], object]] = {
     CATTRS: lambda: _convert.structure_session(SESSION),
@@ -123,7 +126,8 @@ DICT_CASES: dict[str, Callable[[], object]] = {
     MSGSPEC: lambda: msgspec.convert(SESSION, type=MsgSession),
 }
 BYTES_CASES: dict[str, Callable[[], object]] = {
-    CATTRS: lambda: _convert.structure_session(_convert.loads(BODY)),
+    CATTRS: lambda: _convert.decode_session(BODY),
+    CATTRS_WAY: lambda: _convert.structure_session(_convert.loads(BODY)),
     PYDANTIC: lambda: PydSession.model_validate_json(BODY),
     MSGSPEC: lambda: _msg_decoder.decode(BODY),
     JSON_ONLY: lambda: json.loads(BODY),
@@ -197,7 +201,7 @@ def _paired(data: dict[str, list[float]], num: str, den: str) -> list[float]:
 
 
 def report(result: Result) -> str:
-    names = [CATTRS, PYDANTIC, MSGSPEC, JSON_ONLY]
+    names = [CATTRS, PYDANTIC, MSGSPEC, JSON_ONLY, CATTRS_WAY]
     rows = []
     for label, data in (("dict -> model", result.dict_us), ("bytes -> model", result.bytes_us)):
         cells = [label]
@@ -219,6 +223,8 @@ def report(result: Result) -> str:
     out = [table(headers, rows, title), ""]
     ratios = _paired(result.dict_us, CATTRS, PYDANTIC)
     out.append("cattrs / pydantic (dict -> model): " + verdict(ratios, 1.5, below=True))
+    ratios = _paired(result.bytes_us, CATTRS, PYDANTIC)
+    out.append("devin_async / pydantic (bytes -> model): " + verdict(ratios, 1.0, below=True))
     return "\n".join(out)
 
 

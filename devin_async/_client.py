@@ -60,7 +60,7 @@ _NOT_FILTERS = frozenset({"self", "limit", "first", "after"})
 
 
 def _decode_session(body: bytes) -> Session:
-    return _convert.structure_session(_convert.loads(body))
+    return _convert.decode_session(body)
 
 
 def _transport_of(

@@ -17,7 +17,10 @@ Every failure is a ``ResponseValidationError`` whose message names the field
 (``created_at: expected integer, got bool``); no cattrs exception leaves this module.
 
 Bodies are parsed by msgspec into plain JSON values (the stdlib takes what msgspec
-refuses); structuring those values is cattrs' job alone.
+refuses); structuring those values is cattrs' job alone. A session body (``decode_session``)
+is first tried straight from bytes: msgspec decodes it into a Struct derived from the
+model whose types take exactly what the hooks take, and what that refuses goes the usual
+way, so both give the same session or the same error.
 
 Error bodies (``{"detail": ...}``, FastAPI's field errors, RFC 9457 problem details) are
 shaped here too, tolerantly: ``error_summary`` never raises.
@@ -36,6 +39,7 @@ from typing import Any, TypeVar, Union, get_args, get_origin
 import attrs
 import cattrs
 import msgspec
+import msgspec.structs
 from cattrs.errors import AttributeValidationNote, ClassValidationError
 from cattrs.gen import (
     make_dict_structure_fn,
@@ -528,6 +532,104 @@ def structure_session_page(data: object) -> Page[Session]:
     except Exception as exc:
         raise _invalid_response(data, _SESSION_PAGE, exc) from None
     return page
+
+
+# ------------------------------------------------------------------ straight from bytes
+
+# A session body is decoded by msgspec straight into a Struct derived from the model
+# (``_wire``): its field types take exactly the JSON the hooks above take (the scalars of
+# ``_SCALARS``, arrays only, objects only, an open enum as its string), and no key the
+# model lacks, so every byte is parsed as ``loads`` parses it. The Struct then becomes
+# the model through its ``__init__``. Whatever it refuses (a bad value, an unknown key,
+# a body only the stdlib parses) goes the usual way, ``loads`` then the converter, which
+# returns or raises as always: the fast way only ever gives what that way would.
+
+Fix = Callable[[Any], Any]
+
+
+def _fixed_nullable(fix: Fix) -> Fix:
+    return lambda value: None if value is None else fix(value)
+
+
+def _fixed_array(fix: Fix) -> Fix:
+    return lambda value: tuple([fix(item) for item in value])
+
+
+def _wire(tp: Any) -> tuple[Any, Fix | None]:
+    """Return the msgspec type taking exactly the JSON ``tp``'s hook takes, and the fix.
+
+    The fix turns a value of that type into ``tp``'s (None: it is as it is).
+
+    Raises:
+        TypeError: ``tp`` has no such type here.
+    """
+    if tp in _SCALARS:
+        return Union[_SCALARS[tp][1]], None  # noqa: UP007 - built from the tuple
+    enum = _open_enum_of(tp)
+    if enum is not None:
+        member = enum._value2member_map_.get
+        nullable = type(None) in get_args(tp)
+        return (str | None if nullable else str), lambda value: member(value, value)
+    inner = _optional_of(tp)
+    if inner is not None:
+        wire, fix = _wire(inner)
+        return Union[wire, None], None if fix is None else _fixed_nullable(fix)  # noqa: UP007
+    if _is_array(tp):
+        wire, fix = _wire(get_args(tp)[0])
+        return tuple[wire, ...], None if fix is None else _fixed_array(fix)  # type: ignore[valid-type]
+    if _is_object(tp) and get_args(tp)[0] is str and _is_free(get_args(tp)[1]):
+        return dict[str, Any], None
+    if attrs.has(tp):
+        return _wire_model(tp)
+    raise TypeError(f"no msgspec type takes exactly what {tp!r} takes")
+
+
+def _wire_model(cls: type[Any]) -> tuple[Any, Fix]:
+    """Return a Struct with the fields of the attrs class ``cls``, and its fix into ``cls``."""
+    fields = attrs.fields(attrs.resolve_types(cls))
+    if any(not a.init or a.kw_only or isinstance(a.default, attrs.Factory) for a in fields):  # type: ignore[arg-type]
+        raise TypeError(f"{cls.__name__} is not built from its fields by position")
+    wires = [_wire(a.type) for a in fields]
+    struct = msgspec.defstruct(
+        f"{cls.__name__}Wire",
+        [
+            (a.name, wire) if a.default is attrs.NOTHING else (a.name, wire, a.default)
+            for a, (wire, _) in zip(fields, wires, strict=True)
+        ],
+        forbid_unknown_fields=True,
+        frozen=True,
+    )
+    fixes = [(i, fix) for i, (_, fix) in enumerate(wires) if fix is not None]
+    astuple = msgspec.structs.astuple
+
+    def fix(value: Any) -> Any:
+        if not fixes:
+            return cls(*astuple(value))
+        values = list(astuple(value))
+        for i, fix_one in fixes:
+            values[i] = fix_one(values[i])
+        return cls(*values)
+
+    return struct, fix
+
+
+def _bytes_loader(cls: type[T], slow: Callable[[bytes], T]) -> Callable[[bytes], T]:
+    """Return what decodes a body into ``cls`` straight from bytes, ``slow`` for the rest."""
+    struct, fix = _wire_model(cls)
+    decode = msgspec.json.Decoder(struct).decode
+
+    def load(body: bytes) -> T:
+        try:
+            value: T = fix(decode(body))
+        except Exception:  # refused or not built: the usual way returns or names why
+            return slow(body)
+        return value
+
+    return load
+
+
+decode_session = _bytes_loader(Session, lambda body: structure_session(loads(body)))
+"""Decode a SessionResponse body, raising ResponseValidationError when it is not one."""
 
 
 def session_row(data: object) -> dict[str, Any]:

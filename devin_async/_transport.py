@@ -148,6 +148,8 @@ class Transport:
         max_connections: connection pool size of an owned session.
         max_response_bytes: the largest response body accepted, in bytes (after
             decompression); a larger one raises ResponseValidationError.
+        proxy: the http:// proxy URL of an owned session (None: direct); a borrowed
+            session keeps its own.
 
     Raises:
         ConfigurationError: ``max_response_bytes`` is not a positive integer.
@@ -161,6 +163,7 @@ class Transport:
         session: aiohttp.ClientSession | None = None,
         max_connections: int = 100,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
+        proxy: str | None = None,
     ) -> None:
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise ConfigurationError(
@@ -186,6 +189,7 @@ class Transport:
         self._owned = session is None
         self._max_connections = max_connections
         self._max_response_bytes = max_response_bytes
+        self._proxy = proxy
         self._closed = False
         # The loop of the first use, and the closer of an owned session (see above).
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -215,7 +219,10 @@ class Transport:
         if session is None:
             # Created lazily, inside the running loop, on first use.
             connector = aiohttp.TCPConnector(limit=self._max_connections)
-            session = self._session = aiohttp.ClientSession(connector=connector)
+            # aiohttp's trust_env stays off: it would also read ~/.netrc, whose Basic
+            # credentials clash with our Authorization header. The proxy comes from
+            # _settings.env_proxy, chosen once for the base URL.
+            session = self._session = aiohttp.ClientSession(connector=connector, proxy=self._proxy)
             self._loop = loop
             self._closer = _close_with_its_loop(session)
             await self._closer.asend(None)

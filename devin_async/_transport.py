@@ -24,6 +24,7 @@ import asyncio
 import math
 import platform
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from urllib.parse import urlsplit
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -85,9 +86,13 @@ async def _close_with_its_loop(session: aiohttp.ClientSession) -> AsyncGenerator
         await session.close()
 
 
-def _secrets(headers: Mapping[str, str]) -> tuple[str, ...]:
-    """The Authorization value and its credential, longest first (replaced in that order)."""
+def _secrets(headers: Mapping[str, str], proxy: str | None = None) -> tuple[str, ...]:
+    """The Authorization value and its credential, and the userinfo and password of the
+    proxy URL (which aiohttp's proxy errors quote), longest first (replaced in that order).
+    """
     found: set[str] = set()
+    userinfo = urlsplit(proxy).netloc.rpartition("@")[0] if proxy else ""
+    found.update(filter(None, (userinfo, userinfo.partition(":")[2])))
     for name, value in headers.items():
         if name.lower() == "authorization" and value:
             found.add(value)
@@ -184,7 +189,7 @@ class Transport:
         )
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         # Header values that no error message may quote (a foreign error could echo one).
-        self._secrets = _secrets(headers)
+        self._secrets = _secrets(headers, proxy)
         self._session = session
         self._owned = session is None
         self._max_connections = max_connections

@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
-from devin_async import ConfigurationError, DevinClient
+from devin_async import APIConnectionError, ConfigurationError, DevinClient
 from devin_async._settings import Settings, env_proxy
 from devin_async.testing import FakeDevinServer
 
@@ -257,3 +257,16 @@ def test_the_proxy_and_its_password_stay_out_of_the_settings_repr(
 def test_trust_env_must_be_a_bool() -> None:
     with pytest.raises(ConfigurationError, match="trust_env must be a bool"):
         DevinClient("cog_key", org_id="org-1", trust_env="no")  # type: ignore[arg-type]
+
+
+async def test_a_proxy_password_never_shows_in_an_error(
+    aiohttp_server: AiohttpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A proxy that refuses every CONNECT: aiohttp's error quotes the proxy URL.
+    server = await aiohttp_server(web.Application())
+    monkeypatch.setenv("HTTPS_PROXY", f"http://me:proxy-s3cret@127.0.0.1:{server.port}")
+    async with DevinClient("cog_key", org_id="org-1", max_retries=0) as client:
+        with pytest.raises(APIConnectionError) as caught:
+            await client.get_session("devin-1")  # https: tunnelled, and refused
+    assert f"127.0.0.1:{server.port}" in str(caught.value)
+    assert "proxy-s3cret" not in f"{caught.value} {caught.value!r} {caught.value.__dict__}"

@@ -128,14 +128,15 @@ def env_proxy(base_url: str) -> str | None:
     proxy = urllib.request.getproxies().get(parts.scheme)
     if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
         return None
-    proxy_host = urllib.parse.urlsplit(proxy).hostname if proxy.startswith("http://") else None
-    if not proxy_host:
+    proxy = proxy if "://" in proxy else f"http://{proxy}"  # "host:port", as httpx reads it
+    proxy_parts = urllib.parse.urlsplit(proxy)
+    if parts.scheme == "http" and not _protocol._is_loopback(proxy_parts.hostname or ""):
+        return None
+    if proxy_parts.scheme != "http" or not proxy_parts.hostname:
         raise ConfigurationError(
             f"the {parts.scheme.upper()}_PROXY environment variable must be an http:// URL "
             "with a host (the value is not shown); or pass trust_env=False to ignore it"
         )
-    if parts.scheme == "http" and not _protocol._is_loopback(proxy_host):
-        return None
     return proxy
 
 

@@ -190,6 +190,18 @@ def _settings(base_url: str, trust_env: bool = True) -> Settings:
             id="http-proxy-is-not-for-https",
         ),
         pytest.param(
+            {"HTTPS_PROXY": "proxy.corp:3128"},
+            "https://api.devin.ai",
+            "http://proxy.corp:3128",
+            id="host-and-port-without-a-scheme",
+        ),
+        pytest.param(
+            {"HTTP_PROXY": "socks5://proxy.corp:1080"},
+            "http://127.0.0.1:8000",
+            None,
+            id="plain-http-skips-a-remote-proxy-of-any-kind",
+        ),
+        pytest.param(
             {"HTTPS_PROXY": "http://proxy.corp:3128", "NO_PROXY": ".devin.ai"},
             "https://api.devin.ai",
             None,
@@ -229,7 +241,6 @@ def test_env_proxy_chooses_like_requests_and_httpx(
     "value",
     [
         "socks5://user:s3cret-pw@proxy.corp:1080",
-        "proxy.corp:3128",
         "https://proxy.corp",
         "http://:3128",
     ],

@@ -87,7 +87,12 @@ def _transport_of(
         "User-Agent": user_agent(__version__),
     }
     return Transport(
-        settings.base_url, headers, settings.timeout, session, max_connections=max_in_flight
+        settings.base_url,
+        headers,
+        settings.timeout,
+        session,
+        max_connections=max_in_flight,
+        proxy=settings.proxy,
     )
 
 
@@ -136,9 +141,14 @@ class DevinClient(Configured, InsightsCalls, AttachmentCalls):
             (injected in tests, with ``clock``, to run on virtual time); default
             ``asyncio.sleep``, or instant under ``devin_async.testing.set_instant()``.
         clock: the client's monotonic clock, seconds; default ``time.monotonic``.
+        trust_env: send through the proxy that ``HTTPS_PROXY``/``HTTP_PROXY`` name,
+            unless ``NO_PROXY`` matches the base URL's host, as httpx and requests do;
+            ``~/.netrc`` is never read. False ignores them. A borrowed ``session``
+            keeps its own proxy settings.
 
     Raises:
-        ConfigurationError: no API key, or an unsafe base URL or org id.
+        ConfigurationError: no API key, an unsafe base URL or org id, or (with
+            ``trust_env``) a proxy in the environment that is not an http:// URL.
     """
 
     def __init__(
@@ -162,6 +172,7 @@ class DevinClient(Configured, InsightsCalls, AttachmentCalls):
         hooks: Iterable[Hook] = (),
         sleep: Sleep | None = None,
         clock: Callable[[], float] | None = None,
+        trust_env: bool = True,
     ) -> None:
         sleep, clock = client_time(sleep, clock)
         if not isinstance(exactly_once_create, bool):
@@ -169,7 +180,7 @@ class DevinClient(Configured, InsightsCalls, AttachmentCalls):
                 f"exactly_once_create must be a bool, not {type(exactly_once_create).__name__}"
             )
         settings = self._settings = Settings.read(
-            api_key, org_id, base_url, timeout, poll_interval, max_poll_interval
+            api_key, org_id, base_url, timeout, poll_interval, max_poll_interval, trust_env
         )
         policy = RetryPolicy(
             max_retries=_protocol.check_count("max_retries", max_retries, 0, ConfigurationError)

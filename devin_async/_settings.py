@@ -8,6 +8,7 @@ import re
 import threading
 import time
 import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -23,6 +24,7 @@ __all__ = [
     "InstantTime",
     "Settings",
     "client_time",
+    "env_proxy",
     "instant",
     "instant_enabled",
     "positive",
@@ -126,6 +128,37 @@ def _check_base_path(base_url: str) -> str:
     return base_url
 
 
+def env_proxy(base_url: str) -> str | None:
+    """Return the proxy that ``HTTP_PROXY``/``HTTPS_PROXY`` name for ``base_url``, or None.
+
+    Read as httpx and requests read them (the standard library's ``getproxies`` and
+    ``proxy_bypass``, so ``NO_PROXY`` bypasses). ``~/.netrc`` is not read: proxy
+    credentials go in the proxy URL, and nothing from the environment can add or
+    replace the Authorization header. A plain-http base URL (loopback only) goes
+    through a loopback proxy only; any other proxy is skipped, because the proxy
+    would read the API key in clear (an https base URL is tunnelled with CONNECT).
+
+    Raises:
+        ConfigurationError: the proxy named for the scheme is not an ``http://`` URL
+            (its value, which may hold a password, is not shown).
+    """
+    parts = urllib.parse.urlsplit(base_url)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    proxy = proxy if "://" in proxy else f"http://{proxy}"  # "host:port", as httpx reads it
+    proxy_parts = urllib.parse.urlsplit(proxy)
+    if parts.scheme == "http" and not _protocol._is_loopback(proxy_parts.hostname or ""):
+        return None
+    if proxy_parts.scheme != "http" or not proxy_parts.hostname:
+        raise ConfigurationError(
+            f"the {parts.scheme.upper()}_PROXY environment variable must be an http:// URL "
+            "with a host (the value is not shown): fix or unset it, or pass trust_env=False "
+            "to ignore it"
+        )
+    return proxy
+
+
 @attrs.frozen
 class Settings:
     """What a client was configured with; the key is never shown."""
@@ -136,6 +169,8 @@ class Settings:
     timeout: float
     poll_interval: float
     max_poll_interval: float
+    # From the environment when trust_env; its URL may hold a password, so not shown.
+    proxy: str | None = attrs.field(default=None, repr=False)
 
     @classmethod
     def read(
@@ -146,13 +181,14 @@ class Settings:
         timeout: float,
         poll_interval: float,
         max_poll_interval: float,
+        trust_env: bool = True,
     ) -> Settings:
         """Check the arguments, taking unset ones from ``DEVIN_API_KEY``, ``DEVIN_ORG_ID``
-        and ``DEVIN_BASE_URL``.
+        and ``DEVIN_BASE_URL``, and with ``trust_env`` the proxy (``env_proxy``).
 
         Raises:
-            ConfigurationError: no usable API key, an unsafe base URL or org id, or a
-                duration out of range.
+            ConfigurationError: no usable API key, an unsafe base URL or org id, a
+                duration out of range, or an unusable proxy in the environment.
         """
         key = api_key if api_key is not None else os.environ.get("DEVIN_API_KEY", "")
         if not _usable_key(key):
@@ -167,13 +203,17 @@ class Settings:
             WaitOptions(poll_interval=poll_interval, max_poll_interval=max_poll_interval)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
+        if not isinstance(trust_env, bool):
+            raise ConfigurationError(f"trust_env must be a bool, not {type(trust_env).__name__}")
+        url = _check_base_path(_protocol.check_base_url(url))
         return cls(
             api_key=key,
             org_id=_protocol.check_org_id(org) if org is not None else None,
-            base_url=_check_base_path(_protocol.check_base_url(url)),
+            base_url=url,
             timeout=positive("timeout", timeout),
             poll_interval=float(poll_interval),
             max_poll_interval=float(max_poll_interval),
+            proxy=env_proxy(url) if trust_env else None,
         )
 
 

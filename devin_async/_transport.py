@@ -24,6 +24,7 @@ import asyncio
 import math
 import platform
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from urllib.parse import urlsplit
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -85,9 +86,13 @@ async def _close_with_its_loop(session: aiohttp.ClientSession) -> AsyncGenerator
         await session.close()
 
 
-def _secrets(headers: Mapping[str, str]) -> tuple[str, ...]:
-    """The Authorization value and its credential, longest first (replaced in that order)."""
+def _secrets(headers: Mapping[str, str], proxy: str | None = None) -> tuple[str, ...]:
+    """The Authorization value and its credential, and the userinfo and password of the
+    proxy URL (which aiohttp's proxy errors quote), longest first (replaced in that order).
+    """
     found: set[str] = set()
+    userinfo = urlsplit(proxy).netloc.rpartition("@")[0] if proxy else ""
+    found.update(filter(None, (userinfo, userinfo.partition(":")[2])))
     for name, value in headers.items():
         if name.lower() == "authorization" and value:
             found.add(value)
@@ -148,6 +153,8 @@ class Transport:
         max_connections: connection pool size of an owned session.
         max_response_bytes: the largest response body accepted, in bytes (after
             decompression); a larger one raises ResponseValidationError.
+        proxy: the http:// proxy URL of an owned session (None: direct); a borrowed
+            session keeps its own.
 
     Raises:
         ConfigurationError: ``max_response_bytes`` is not a positive integer.
@@ -161,6 +168,7 @@ class Transport:
         session: aiohttp.ClientSession | None = None,
         max_connections: int = 100,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
+        proxy: str | None = None,
     ) -> None:
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise ConfigurationError(
@@ -181,11 +189,12 @@ class Transport:
         )
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         # Header values that no error message may quote (a foreign error could echo one).
-        self._secrets = _secrets(headers)
+        self._secrets = _secrets(headers, proxy)
         self._session = session
         self._owned = session is None
         self._max_connections = max_connections
         self._max_response_bytes = max_response_bytes
+        self._proxy = proxy
         self._closed = False
         # The loop of the first use, and the closer of an owned session (see above).
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -215,7 +224,10 @@ class Transport:
         if session is None:
             # Created lazily, inside the running loop, on first use.
             connector = aiohttp.TCPConnector(limit=self._max_connections)
-            session = self._session = aiohttp.ClientSession(connector=connector)
+            # aiohttp's trust_env stays off: it would also read ~/.netrc, whose Basic
+            # credentials clash with our Authorization header. The proxy comes from
+            # _settings.env_proxy, chosen once for the base URL.
+            session = self._session = aiohttp.ClientSession(connector=connector, proxy=self._proxy)
             self._loop = loop
             self._closer = _close_with_its_loop(session)
             await self._closer.asend(None)

@@ -118,13 +118,16 @@ def render_banner(env: Mapping[str, str]) -> list[str]:
 
 
 def fake_timeline(number: int) -> list[Step]:
-    """Return the scripted timeline of the ``fake-server`` 's session ``number``: ~5 s."""
+    """Return the scripted timeline of the ``fake-server`` 's session ``number``.
+
+    It finishes 5 s after the create on wall time (``reads=0``), polled or not.
+    """
     from ..testing import Step
 
     return [
-        Step("claimed", seconds=1.0),
-        Step("running", "working", seconds=2.0, message="Looking at the repository."),
-        Step("running", "working", seconds=2.0, message="Running the tests."),
+        Step("claimed", reads=0, seconds=1.0),
+        Step("running", "working", reads=0, seconds=2.0, message="Looking at the repository."),
+        Step("running", "working", reads=0, seconds=2.0, message="Running the tests."),
         Step(
             "running",
             "finished",

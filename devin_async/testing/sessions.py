@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import time
-from urllib.parse import unquote
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import unquote
 
 import attrs
 
@@ -104,6 +104,10 @@ class FakeSession:
     def _read(self) -> None:
         """Count one read, first advancing if the current step was shown long enough.
 
+        Steps of ``reads=0`` advance on their ``seconds`` alone: one read moves through
+        all of them that have run out (each one's effects applied), as if time had
+        passed with someone watching.
+
         A read during a message lag uses up one lagged read; the first read after them ends
         the lag, so it shows the real state.
         """
@@ -112,13 +116,16 @@ class FakeSession:
                 self._stale_reads -= 1
             else:
                 self._stale = None
-        step = self.steps[self.step_index]
-        if (
-            self.step_index + 1 < len(self.steps)
-            and self.reads_in_step >= step.reads
-            and time.monotonic() - self.entered_at >= step.seconds
-        ):
+        now = time.monotonic()
+        while self.step_index + 1 < len(self.steps):
+            step = self.steps[self.step_index]
+            if self.reads_in_step < step.reads or now - self.entered_at < step.seconds:
+                break
+            # A step that needs no read ended when its seconds did, read or not: the
+            # next starts then, so an unpolled session moves on wall time alone.
+            ended = self.entered_at + step.seconds if step.reads == 0 else now
             self._enter(self.step_index + 1)
+            self.entered_at = ended
         self.reads_in_step += 1
 
     def _shown(self) -> tuple[str, str | None, int]:

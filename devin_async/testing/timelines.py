@@ -25,8 +25,10 @@ class Step:
     """One state of a scripted session timeline.
 
     The session shows this state for at least ``reads`` reads AND ``seconds`` seconds (monotonic
-    clock) before the next read advances it. On entering the step, the session emits ``message``
-    (as Devin), takes ``structured_output`` and gains a pull request ``pull_request`` (a URL).
+    clock) before the next read advances it. A step of ``reads=0`` needs no read: it ends
+    ``seconds`` after it began, read or not, and one read shows where a run of such steps
+    got to on wall time. On entering the step, the session emits ``message`` (as Devin),
+    takes ``structured_output`` and gains a pull request ``pull_request`` (a URL).
     """
 
     status: str

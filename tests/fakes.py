@@ -7,9 +7,25 @@ import heapq
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from devin_async import Session
+
 T = TypeVar("T")
 
 KEY = "cog_test_key_0123456789"  # the API key of the shared ``server`` and ``client``
+
+
+def make_session(status: str = "running", detail: str | None = "working") -> Session:
+    """A minimal session in the given state."""
+    return Session(
+        session_id="devin-1",
+        url="https://app.devin.ai/sessions/1",
+        status=status,
+        org_id="org-1",
+        created_at=1,
+        updated_at=2,
+        acus_consumed=0.0,
+        status_detail=detail,
+    )
 
 
 class FakeTime:

@@ -8,14 +8,14 @@ import math
 import socket
 import time
 import warnings
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from types import SimpleNamespace
 from typing import Any, Literal
 
 import aiohttp
 import pytest
 from aiohttp import web
-from fakes import FakeTime
+from fakes import KEY, FakeTime
 from pytest_aiohttp import AiohttpServer
 
 from devin_async import (
@@ -58,27 +58,6 @@ from devin_async.testing import (
     Step,
 )
 from devin_async.testing import sessions as fake_sessions
-
-KEY = "cog_test_key_0123456789"
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeDevinServer]:
-    async with FakeDevinServer(api_key=KEY, org_id="org-test") as srv:
-        yield srv
-
-
-@pytest.fixture
-def sleep() -> FakeTime:
-    return FakeTime()
-
-
-@pytest.fixture
-async def client(server: FakeDevinServer, sleep: FakeTime) -> AsyncIterator[DevinClient]:
-    async with DevinClient(
-        KEY, org_id=server.org_id, base_url=server.url, sleep=sleep, clock=sleep.clock, timeout=5.0
-    ) as c:
-        yield c
 
 
 def client_tasks(tasks: set[asyncio.Task[object]]) -> list[asyncio.Task[object]]:

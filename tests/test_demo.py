@@ -13,8 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fakes import make_session
 
-from devin_async import Session, _demo
+from devin_async import _demo
 from devin_async.testing import FakeDevinServer, Step
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -313,14 +314,5 @@ async def test_ctrl_c_stops_the_fake_server_with_exit_0() -> None:
     [("running", "finished", "finished"), ("running", None, "running"), ("exit", None, "exit")],
 )
 def test_an_outcome_never_reads_none(status: str, detail: str | None, shown: str) -> None:
-    session = Session(
-        session_id="devin-1",
-        url="https://app.devin.ai/sessions/1",
-        status=status,
-        org_id="org-1",
-        created_at=1,
-        updated_at=2,
-        acus_consumed=0.0,
-        status_detail=detail,
-    )
+    session = make_session(status, detail)
     assert _demo._outcome(session) == shown

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from fakes import make_session
 from multidict import CIMultiDict
 
 from devin_async._errors import (
@@ -31,19 +32,6 @@ SETTLED_DETAILS = {"finished", "waiting_for_user"}
 STATUSES: list[SessionStatus | str] = [*SessionStatus, "some_new_state"]
 DETAILS: list[StatusDetail | str | None] = [*StatusDetail, None, "some_new_detail"]
 PAIRS = [(status, detail) for status in STATUSES for detail in DETAILS]
-
-
-def make_session(status: str = "running", detail: str | None = "working") -> Session:
-    return Session(
-        session_id="devin-1",
-        url="https://app.devin.ai/sessions/1",
-        status=status,
-        org_id="org-1",
-        created_at=1,
-        updated_at=2,
-        acus_consumed=0.0,
-        status_detail=detail,
-    )
 
 
 def http_error(status: int, **headers: str) -> APIStatusError:

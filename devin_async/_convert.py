@@ -17,10 +17,11 @@ Every failure is a ``ResponseValidationError`` whose message names the field
 (``created_at: expected integer, got bool``); no cattrs exception leaves this module.
 
 Bodies are parsed by msgspec into plain JSON values (the stdlib takes what msgspec
-refuses); structuring those values is cattrs' job alone. A session body (``decode_session``)
-is first tried straight from bytes: msgspec decodes it into a Struct derived from the
-model whose types take exactly what the hooks take, and what that refuses goes the usual
-way, so both give the same session or the same error.
+refuses), and cattrs structures those values. Sessions, the hot model, are tried by
+msgspec first, into a Struct derived from the model whose types take exactly what the
+hooks take: a session dict through ``msgspec.convert``, a session body
+(``decode_session``) straight from bytes. What msgspec refuses goes the cattrs way, so
+both give the same session or the same error.
 
 Error bodies (``{"detail": ...}``, FastAPI's field errors, RFC 9457 problem details) are
 shaped here too, tolerantly: ``error_summary`` never raises.
@@ -410,6 +411,114 @@ def _locate_field(value: object, tp: Any) -> _Invalid | None:
     return None
 
 
+# ------------------------------------------------------------------ the msgspec way
+
+# A session is first tried by msgspec, into a Struct derived from the model (``_wire``):
+# its field types take exactly the JSON the hooks above take (the scalars of
+# ``_SCALARS``, arrays only, objects only, an open enum as its string). The Struct then
+# becomes the model through its ``__init__``. A session dict goes through
+# ``msgspec.convert``; a session body is decoded straight from bytes, into a Struct that
+# also refuses any key the model lacks, since msgspec skips an unknown key without
+# checking its text. Whatever msgspec refuses (a bad value, an unknown key in a body, a
+# body only the stdlib parses) goes the cattrs way, which returns or raises as always:
+# the msgspec way only ever gives what the cattrs way gives for the same JSON.
+
+Fix = Callable[[Any], Any]
+
+
+class _Members(dict[object, object]):
+    """An open enum's members by value; any other value (a new string, None) is itself."""
+
+    def __missing__(self, key: object) -> object:
+        return key
+
+
+def _fixed_nullable(fix: Fix) -> Fix:
+    return lambda value: None if value is None else fix(value)
+
+
+def _fixed_array(fix: Fix) -> Fix:
+    return lambda value: tuple(map(fix, value))
+
+
+def _wire(tp: Any, *, forbid: bool = True) -> tuple[Any, Fix | None]:
+    """Return the msgspec type taking exactly the JSON ``tp``'s hook takes, and the fix.
+
+    The fix turns a value of that type into ``tp``'s (None: it is as it is). With
+    ``forbid``, an object with a key its model lacks is refused.
+
+    Raises:
+        TypeError: ``tp`` has no such type here.
+    """
+    if tp in _SCALARS:
+        return Union[_SCALARS[tp][1]], None  # noqa: UP007 - built from the tuple
+    enum = _open_enum_of(tp)
+    if enum is not None:
+        nullable = type(None) in get_args(tp)
+        return (str | None if nullable else str), _Members(enum._value2member_map_).__getitem__
+    inner = _optional_of(tp)
+    if inner is not None:
+        wire, fix = _wire(inner, forbid=forbid)
+        return Union[wire, None], None if fix is None else _fixed_nullable(fix)  # noqa: UP007
+    if _is_array(tp):
+        wire, fix = _wire(get_args(tp)[0], forbid=forbid)
+        return tuple[wire, ...], None if fix is None else _fixed_array(fix)  # type: ignore[valid-type]
+    if _is_object(tp) and get_args(tp)[0] is str and _is_free(get_args(tp)[1]):
+        return dict[str, Any], None
+    if attrs.has(tp):
+        return _wire_model(tp, forbid=forbid)
+    raise TypeError(f"no msgspec type takes exactly what {tp!r} takes")
+
+
+def _wire_model(cls: type[Any], *, forbid: bool = True) -> tuple[Any, Fix]:
+    """Return a Struct with the fields of the attrs class ``cls``, and its fix into ``cls``."""
+    fields = attrs.fields(attrs.resolve_types(cls))
+    if any(not a.init or a.kw_only or isinstance(a.default, attrs.Factory) for a in fields):  # type: ignore[arg-type]
+        raise TypeError(f"{cls.__name__} is not built from its fields by position")
+    wires = [_wire(a.type, forbid=forbid) for a in fields]
+    struct = msgspec.defstruct(
+        f"{cls.__name__}Wire",
+        [
+            (a.name, wire) if a.default is attrs.NOTHING else (a.name, wire, a.default)
+            for a, (wire, _) in zip(fields, wires, strict=True)
+        ],
+        forbid_unknown_fields=forbid,
+        frozen=True,
+    )
+    fixes = [(i, fix) for i, (_, fix) in enumerate(wires) if fix is not None]
+    astuple = msgspec.structs.astuple
+    if not fixes:
+        return struct, lambda value: cls(*astuple(value))
+
+    def fix(value: Any) -> Any:
+        values = list(astuple(value))
+        for i, fix_one in fixes:
+            values[i] = fix_one(values[i])
+        return cls(*values)
+
+    return struct, fix
+
+
+def _msgspec_first(cls: type[T]) -> Hook:
+    """Return a hook structuring ``cls`` by ``msgspec.convert``, by cattrs what it refuses."""
+    struct, fix = _wire_model(cls, forbid=False)
+    by_cattrs = _converter.get_structure_hook(cls)
+    convert = msgspec.convert
+
+    def hook(value: object, tp: object) -> T:
+        try:
+            return fix(convert(value, struct))  # type: ignore[no-any-return]
+        except Exception:  # refused: cattrs returns the same or names the bad field
+            return by_cattrs(value, tp)  # type: ignore[no-any-return]
+
+    return hook
+
+
+# The cattrs way is kept for the tests that hold the msgspec way to it.
+_session_by_cattrs = _converter.get_structure_hook(Session)
+_converter.register_structure_hook_func(lambda tp: tp is Session, _msgspec_first(Session))
+
+
 # ------------------------------------------------------------------ requests and unstructuring
 
 # Unset request fields are omitted, never sent as null; secrets always carry all keys.
@@ -517,7 +626,11 @@ _structure_session_page_hook = _converter.get_structure_hook(_SESSION_PAGE)
 
 
 def structure_session(data: object) -> Session:
-    """Structure a decoded SessionResponse."""
+    """Structure a decoded SessionResponse (JSON values, as ``loads`` returns them).
+
+    msgspec tries it first; values JSON cannot hold (a tuple, a set) may be taken as
+    the arrays they stand for.
+    """
     try:
         session: Session = _structure_session_hook(data, Session)
     except Exception as exc:
@@ -535,82 +648,6 @@ def structure_session_page(data: object) -> Page[Session]:
 
 
 # ------------------------------------------------------------------ straight from bytes
-
-# A session body is decoded by msgspec straight into a Struct derived from the model
-# (``_wire``): its field types take exactly the JSON the hooks above take (the scalars of
-# ``_SCALARS``, arrays only, objects only, an open enum as its string), and no key the
-# model lacks, so every byte is parsed as ``loads`` parses it. The Struct then becomes
-# the model through its ``__init__``. Whatever it refuses (a bad value, an unknown key,
-# a body only the stdlib parses) goes the usual way, ``loads`` then the converter, which
-# returns or raises as always: the fast way only ever gives what that way would.
-
-Fix = Callable[[Any], Any]
-
-
-def _fixed_nullable(fix: Fix) -> Fix:
-    return lambda value: None if value is None else fix(value)
-
-
-def _fixed_array(fix: Fix) -> Fix:
-    return lambda value: tuple([fix(item) for item in value])
-
-
-def _wire(tp: Any) -> tuple[Any, Fix | None]:
-    """Return the msgspec type taking exactly the JSON ``tp``'s hook takes, and the fix.
-
-    The fix turns a value of that type into ``tp``'s (None: it is as it is).
-
-    Raises:
-        TypeError: ``tp`` has no such type here.
-    """
-    if tp in _SCALARS:
-        return Union[_SCALARS[tp][1]], None  # noqa: UP007 - built from the tuple
-    enum = _open_enum_of(tp)
-    if enum is not None:
-        member = enum._value2member_map_.get
-        nullable = type(None) in get_args(tp)
-        return (str | None if nullable else str), lambda value: member(value, value)
-    inner = _optional_of(tp)
-    if inner is not None:
-        wire, fix = _wire(inner)
-        return Union[wire, None], None if fix is None else _fixed_nullable(fix)  # noqa: UP007
-    if _is_array(tp):
-        wire, fix = _wire(get_args(tp)[0])
-        return tuple[wire, ...], None if fix is None else _fixed_array(fix)  # type: ignore[valid-type]
-    if _is_object(tp) and get_args(tp)[0] is str and _is_free(get_args(tp)[1]):
-        return dict[str, Any], None
-    if attrs.has(tp):
-        return _wire_model(tp)
-    raise TypeError(f"no msgspec type takes exactly what {tp!r} takes")
-
-
-def _wire_model(cls: type[Any]) -> tuple[Any, Fix]:
-    """Return a Struct with the fields of the attrs class ``cls``, and its fix into ``cls``."""
-    fields = attrs.fields(attrs.resolve_types(cls))
-    if any(not a.init or a.kw_only or isinstance(a.default, attrs.Factory) for a in fields):  # type: ignore[arg-type]
-        raise TypeError(f"{cls.__name__} is not built from its fields by position")
-    wires = [_wire(a.type) for a in fields]
-    struct = msgspec.defstruct(
-        f"{cls.__name__}Wire",
-        [
-            (a.name, wire) if a.default is attrs.NOTHING else (a.name, wire, a.default)
-            for a, (wire, _) in zip(fields, wires, strict=True)
-        ],
-        forbid_unknown_fields=True,
-        frozen=True,
-    )
-    fixes = [(i, fix) for i, (_, fix) in enumerate(wires) if fix is not None]
-    astuple = msgspec.structs.astuple
-
-    def fix(value: Any) -> Any:
-        if not fixes:
-            return cls(*astuple(value))
-        values = list(astuple(value))
-        for i, fix_one in fixes:
-            values[i] = fix_one(values[i])
-        return cls(*values)
-
-    return struct, fix
 
 
 def _bytes_loader(cls: type[T], slow: Callable[[bytes], T]) -> Callable[[bytes], T]:

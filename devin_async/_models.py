@@ -162,9 +162,9 @@ class PullRequest:
     pr_state: str | None = None
 
 
-# Not slotted: a frozen slotted class sets each field through ``object.__setattr__``, and
-# a session has 21; a frozen dict class writes them into its ``__dict__`` in half the time
-# (benchmarks/bench_decode.py), for about 110 more bytes per session.
+# Not slotted: a frozen slotted class sets each of a session's many fields through
+# ``object.__setattr__``; a frozen dict class writes them straight into its ``__dict__``,
+# which is faster (benchmarks/bench_decode.py) for a little more memory per session.
 @attrs.frozen(slots=False)
 class Session:
     """A Devin session as returned by create, get, list, send message, terminate and archive.

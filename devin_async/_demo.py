@@ -28,6 +28,7 @@ from typing import Any, Self, TextIO
 
 import attrs
 
+from ._cli.render import fit
 from ._client import DevinClient
 from ._events import Event, SessionChanged
 from ._models import CreateSessionRequest, Session
@@ -108,10 +109,6 @@ def render_row(row: Row, now: float) -> str:
     return f"{row.session_id[:18]:<18}  {row.state:<26} {elapsed:6.1f}s  {row.title}"
 
 
-def _fit(line: str, width: int | None) -> str:
-    return line if width is None or len(line) <= width else line[: max(0, width - 1)] + "…"
-
-
 def render_frame(
     rows: Sequence[Row], now: float, *, width: int | None = None, height: int | None = None
 ) -> list[str]:
@@ -134,7 +131,7 @@ def render_frame(
     if more:
         lines.append(f"... and {more} more")
     lines.append(f"{done}/{len(rows)} settled")
-    return [_fit(line, width) for line in lines]
+    return [fit(line, width) for line in lines]
 
 
 def redraw(lines: Sequence[str], previous: int) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import os
+import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -25,6 +27,25 @@ def make_session(status: str = "running", detail: str | None = "working") -> Ses
         updated_at=2,
         acus_consumed=0.0,
         status_detail=detail,
+    )
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without its ``DEVIN_*`` variables, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEVIN_")}
+    return {**env, **extra}
+
+
+async def spawn_cli(*argv: str, env: dict[str, str]) -> asyncio.subprocess.Process:
+    """Start ``devin-async *argv`` as a child process with exactly ``env``, output piped."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "devin_async.cli",
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
     )
 
 

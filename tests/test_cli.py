@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
 import re
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 import pytest
+from fakes import clean_env, spawn_cli
 
 from devin_async import (
     APIConnectionError,
@@ -785,26 +785,14 @@ async def test_serve_fake_reports_a_port_in_use() -> None:
 
 
 def cli_env(server: FakeDevinServer | None, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEVIN_")}
-    if server is not None:
-        env.update(DEVIN_API_KEY=KEY, DEVIN_ORG_ID=ORG, DEVIN_BASE_URL=server.url)
-    return {**env, **extra}
-
-
-async def spawn(*argv: str, env: dict[str, str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "devin_async.cli",
-        *argv,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
+    if server is None:
+        return clean_env(**extra)
+    fake = {"DEVIN_API_KEY": KEY, "DEVIN_ORG_ID": ORG, "DEVIN_BASE_URL": server.url}
+    return clean_env(**{**fake, **extra})
 
 
 async def run_process(*argv: str, env: dict[str, str]) -> tuple[int, str, str]:
-    process = await spawn(*argv, env=env)
+    process = await spawn_cli(*argv, env=env)
     out, err = await asyncio.wait_for(process.communicate(), timeout=20)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
@@ -843,7 +831,9 @@ async def test_process_commands_and_exit_codes() -> None:
 
 
 async def test_process_fake_server_prints_its_url_first_and_serves() -> None:
-    process = await spawn("fake-server", "--port", "0", "--list-lag-reads", "1", env=cli_env(None))
+    process = await spawn_cli(
+        "fake-server", "--port", "0", "--list-lag-reads", "1", env=cli_env(None)
+    )
     try:
         assert process.stdout is not None
         url = (await asyncio.wait_for(process.stdout.readline(), 10)).decode().strip()
@@ -873,7 +863,7 @@ async def test_process_ctrl_c_exits_130_without_a_traceback() -> None:
         server.queue_timeline([Step("running", "working")])
         env = cli_env(server)
         _, out, _ = await run_process("--json", "create", "Fix it", env=env)
-        process = await spawn("wait", json.loads(out)["session_id"], *FAST, env=env)
+        process = await spawn_cli("wait", json.loads(out)["session_id"], *FAST, env=env)
         assert process.stderr is not None
         await asyncio.wait_for(process.stderr.readline(), 10)  # it is waiting
         process.send_signal(signal.SIGINT)

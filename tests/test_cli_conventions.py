@@ -10,14 +10,13 @@ import asyncio
 import io
 import json
 import logging
-import os
 import signal
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from aiohttp import web
+from fakes import clean_env, spawn_cli
 from pytest_aiohttp import AiohttpServer
 
 from devin_async import ConfigurationError, DevinClient, cli
@@ -377,10 +376,10 @@ def test_an_org_only_call_without_an_org_names_the_options(
 async def test_process_ctrl_c_under_json_is_one_json_object() -> None:
     async with FakeDevinServer(api_key=KEY, org_id=ORG) as server:
         server.queue_timeline([Step("running", "working", reads=10_000)])
-        env = {"DEVIN_API_KEY": KEY, "DEVIN_ORG_ID": ORG, "DEVIN_BASE_URL": server.url}
+        env = clean_env(DEVIN_API_KEY=KEY, DEVIN_ORG_ID=ORG, DEVIN_BASE_URL=server.url)
         async with DevinClient(KEY, org_id=ORG, base_url=server.url) as client:
             session_id = (await client.create_session("do it")).session_id
-        process = await _spawn("--json", "wait", session_id, env=env)
+        process = await spawn_cli("--json", "wait", session_id, env=env)
         assert process.stderr is not None
         await asyncio.wait_for(process.stderr.readline(), 10)  # it is waiting
         process.send_signal(signal.SIGINT)
@@ -391,16 +390,3 @@ async def test_process_ctrl_c_under_json_is_one_json_object() -> None:
         "message": "interrupted",
         "exit_code": 130,
     }
-
-
-async def _spawn(*argv: str, env: dict[str, str]) -> asyncio.subprocess.Process:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("DEVIN_")}
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "devin_async.cli",
-        *argv,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**clean, **env},
-    )

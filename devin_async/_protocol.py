@@ -67,6 +67,7 @@ __all__ = [
     "get_insights",
     "get_session",
     "get_tags",
+    "is_loopback",
     "list_attachments",
     "list_messages",
     "list_sessions",
@@ -192,7 +193,8 @@ def check_org_id(org_id: str) -> str:
     return org_id
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback name or address: the one place plain http may go."""
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
@@ -255,7 +257,7 @@ def check_base_url(base_url: str) -> str:
     # "@" anywhere is userinfo, even where a "/" in a password moved it into the path.
     if "@" in base_url or "?" in base_url or "#" in base_url:
         raise ConfigurationError("base_url must not contain credentials, a query or a fragment")
-    if parts.scheme == "http" and not _is_loopback(host):
+    if parts.scheme == "http" and not is_loopback(host):
         raise ConfigurationError(
             f"refusing to send the API key over plain http to {host!r}; use https"
         )
@@ -540,7 +542,7 @@ def redirect_target(url: str, location: str) -> str:
     host = parts.hostname or ""
     if parts.scheme == "https" and host:
         return target
-    if parts.scheme == "http" and _is_loopback(host):
+    if parts.scheme == "http" and is_loopback(host):
         return target
     # Scheme and host only: a presigned URL's query is a credential.
     raise ResponseValidationError(

@@ -148,7 +148,7 @@ def env_proxy(base_url: str) -> str | None:
         return None
     proxy = proxy if "://" in proxy else f"http://{proxy}"  # "host:port", as httpx reads it
     proxy_parts = urllib.parse.urlsplit(proxy)
-    if parts.scheme == "http" and not _protocol._is_loopback(proxy_parts.hostname or ""):
+    if parts.scheme == "http" and not _protocol.is_loopback(proxy_parts.hostname or ""):
         return None
     if proxy_parts.scheme != "http" or not proxy_parts.hostname:
         raise ConfigurationError(

@@ -20,6 +20,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ._client import DevinClient
 from ._errors import ClientClosedError, ConfigurationError
+from ._events import Hook
 from ._settings import Configured
 
 __all__ = ["SyncDevinClient"]
@@ -235,6 +236,31 @@ class SyncDevinClient(Configured):
             # collection that ran there) cannot wait for it, and the loop finalizes it.
             if not self.closed and threading.get_ident() != self._loop_thread:
                 self._run(source.aclose)
+
+    # ------------------------------------------------------------------ hooks
+
+    def add_hook(self, hook: Hook) -> None:
+        """Tell ``hook`` of every event from now on; it is called in the client's thread.
+
+        Raises:
+            ClientClosedError: the client is closed.
+        """
+        self._in_loop(self._client.add_hook, hook)
+
+    def remove_hook(self, hook: Hook) -> None:
+        """Stop telling ``hook`` of events.
+
+        Raises:
+            ClientClosedError: the client is closed.
+        """
+        self._in_loop(self._client.remove_hook, hook)
+
+    def _in_loop(self, method: Callable[[Hook], None], hook: Hook) -> None:
+        """Call a plain method in the loop's thread, where the hooks are read."""
+        portal = self._portal
+        if portal is None:
+            raise ClientClosedError("the SyncDevinClient is closed; create a new one")
+        portal.call(method, hook)
 
     # ------------------------------------------------------------------ the calls
 

@@ -185,6 +185,26 @@ def test_follow_session_yields_the_messages(
     assert "Which branch should I use?" in said
 
 
+def test_hooks_are_added_and_removed_in_the_clients_thread(
+    devin: SyncDevinClient, fake_devin: ThreadedFakeDevin
+) -> None:
+    seen: list[tuple[str, bool]] = []
+
+    def hook(event: Event) -> None:
+        if isinstance(event, RequestSent):
+            seen.append((event.path, threading.current_thread() is threading.main_thread()))
+
+    session_id = devin.create_session("Hooked").session_id
+    devin.add_hook(hook)
+    devin.get_session(session_id)
+    devin.remove_hook(hook)
+    devin.get_tags(session_id)
+    assert seen == [(f"/v3/organizations/{fake_devin.org_id}/sessions/{session_id}", False)]
+    devin.close()
+    with pytest.raises(ClientClosedError):
+        devin.add_hook(hook)
+
+
 def test_close_twice_and_use_after_close(fake_devin: ThreadedFakeDevin) -> None:
     devin = SyncDevinClient(fake_devin.api_key, org_id=fake_devin.org_id, base_url=fake_devin.url)
     fake_devin.queue_timeline(NEVER_SETTLES)

@@ -219,7 +219,10 @@ class SyncDevinClient(Configured):
         running = _Call(call)
         try:
             return portal.start_task_soon(running.run).result()
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, RuntimeError) and self.closed and not running.ended.is_set():
+                # Closed by another thread since the check above: the portal refused it.
+                raise ClientClosedError("the SyncDevinClient is closed; create a new one") from None
             # Interrupted here (even while the task was being started) as it runs there.
             if not running.ended.is_set():
                 portal.call(running.cancel)

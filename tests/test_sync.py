@@ -7,6 +7,7 @@ import signal
 import threading
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mypy import api as mypy_api
@@ -222,6 +223,27 @@ def test_close_twice_and_use_after_close(fake_devin: ThreadedFakeDevin) -> None:
     with pytest.raises(ClientClosedError):
         next(states)  # the watch ended with its client
     states.close()
+
+
+def test_a_call_that_races_close_raises_client_closed(fake_devin: ThreadedFakeDevin) -> None:
+    devin = SyncDevinClient(fake_devin.api_key, org_id=fake_devin.org_id, base_url=fake_devin.url)
+    portal = devin._portal
+    assert portal is not None
+
+    class ClosedMeanwhile:
+        """The portal, closed by another thread just before the call reaches it."""
+
+        def start_task_soon(self, *args: Any) -> Any:
+            devin.close()
+            return portal.start_task_soon(*args)
+
+        def call(self, *args: Any) -> Any:
+            return portal.call(*args)
+
+    devin._portal = ClosedMeanwhile()  # type: ignore[assignment]
+    with pytest.raises(ClientClosedError, match="is closed"):
+        devin.get_session("devin-raced")
+    assert devin.closed
 
 
 def test_the_context_manager_stops_the_portal_thread(fake_devin: ThreadedFakeDevin) -> None:

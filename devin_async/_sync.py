@@ -136,6 +136,10 @@ class _Call(Generic[T]):
             self._scope.cancel()
 
 
+def _closed() -> ClientClosedError:
+    return ClientClosedError("the SyncDevinClient is closed; create a new one")
+
+
 async def _step(source: _Closing[T]) -> tuple[T] | None:
     """The next item of ``source`` in a 1-tuple, or None at its end."""
     try:
@@ -215,14 +219,14 @@ class SyncDevinClient(Configured):
         """
         portal = self._portal
         if portal is None:
-            raise ClientClosedError("the SyncDevinClient is closed; create a new one")
+            raise _closed()
         running = _Call(call)
         try:
             return portal.start_task_soon(running.run).result()
         except BaseException as exc:
             if isinstance(exc, RuntimeError) and self.closed and not running.ended.is_set():
                 # Closed by another thread since the check above: the portal refused it.
-                raise ClientClosedError("the SyncDevinClient is closed; create a new one") from None
+                raise _closed() from None
             # Interrupted here (even while the task was being started) as it runs there.
             if not running.ended.is_set():
                 portal.call(running.cancel)
@@ -248,7 +252,7 @@ class SyncDevinClient(Configured):
         Raises:
             ClientClosedError: the client is closed.
         """
-        self._in_loop(self._client.add_hook, hook)
+        self._in_loop(lambda: self._client.add_hook(hook))
 
     def remove_hook(self, hook: Hook) -> None:
         """Stop telling ``hook`` of events.
@@ -256,14 +260,15 @@ class SyncDevinClient(Configured):
         Raises:
             ClientClosedError: the client is closed.
         """
-        self._in_loop(self._client.remove_hook, hook)
+        self._in_loop(lambda: self._client.remove_hook(hook))
 
-    def _in_loop(self, method: Callable[[Hook], None], hook: Hook) -> None:
-        """Call a plain method in the loop's thread, where the hooks are read."""
-        portal = self._portal
-        if portal is None:
-            raise ClientClosedError("the SyncDevinClient is closed; create a new one")
-        portal.call(method, hook)
+    def _in_loop(self, call: Callable[[], None]) -> None:
+        """Run a plain ``call()`` in the loop's thread, where the hooks are read."""
+
+        async def run() -> None:
+            call()
+
+        self._run(run)
 
     # ------------------------------------------------------------------ the calls
 

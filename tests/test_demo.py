@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from fakes import make_session
+from fakes import clean_env, make_session, spawn_cli
 
 from devin_async import _demo
 from devin_async.testing import FakeDevinServer, Step
@@ -262,18 +262,9 @@ def test_attachments_bot_refuses_a_missing_file(tmp_path: Path) -> None:
 
 async def _interrupted(*argv: str, ready: Callable[[str], bool]) -> tuple[int | None, str]:
     """Run ``devin-async ARGV``, send SIGINT once a stdout line is ``ready``; return (code, err)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEVIN_")}
-    env["DEVIN_API_KEY"] = "apk_user_exported_key"  # the demo and the fake must not need it
+    env = clean_env(DEVIN_API_KEY="apk_user_exported_key")  # the demo must not need it
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "devin_async.cli",
-        *argv,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
+    process = await spawn_cli(*argv, env=env)
     assert process.stdout is not None
     try:
         seen = []

@@ -9,9 +9,10 @@ Variants (each ends with a decoded body, so each does the same work up to the mo
 
 - ``aiohttp (floor)``: ``ClientSession.get`` + ``await resp.json()``, nothing else.
 - ``aiohttp + same request``: diagnostic. Exactly the request ``Transport.send`` makes
-  (same headers, ``ClientTimeout``, ``allow_redirects=False``, ``read()`` then
-  ``json.loads``) with no devin_async code: it splits devin's overhead into what aiohttp
-  charges for those options and what the library's own layers cost.
+  (the same headers, as the session's defaults, ``ClientTimeout``,
+  ``allow_redirects=False``, ``read()`` then ``json.loads``) with no devin_async code: it
+  splits devin's overhead into what aiohttp charges for those options and what the
+  library's own layers cost.
 - ``DevinClient.get_session``: the public call, returning a ``Session``.
 - ``httpx.AsyncClient``: ``get`` + ``.json()``, on the same server.
 
@@ -39,6 +40,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from devin_async import DevinClient
 from devin_async._transport import user_agent
@@ -81,7 +83,8 @@ async def _raw_same(url: str) -> AsyncIterator[Fetch]:
         "User-Agent": user_agent(__version__),
     }
     timeout = aiohttp.ClientTimeout(total=60.0)
-    async with aiohttp.ClientSession() as session:
+    empty = CIMultiDictProxy(CIMultiDict[str]())
+    async with aiohttp.ClientSession(headers=headers) as session:
 
         async def fetch() -> Any:
             async with session.request(
@@ -89,7 +92,7 @@ async def _raw_same(url: str) -> AsyncIterator[Fetch]:
                 target,
                 params=None,
                 data=None,
-                headers=headers,
+                headers=empty,
                 timeout=timeout,
                 allow_redirects=False,
             ) as resp:

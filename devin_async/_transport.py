@@ -21,6 +21,7 @@ instead of aiohttp's "Event loop is closed" and unclosed-connector warnings.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import platform
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
@@ -36,7 +37,7 @@ from ._errors import (
     ConfigurationError,
     ResponseValidationError,
 )
-from ._multipart import CHUNK, Upload
+from ._multipart import CHUNK, Sink, Upload
 from ._protocol import Request, Response, redirect_target, same_origin
 
 __all__ = ["MAX_RESPONSE_BYTES", "Transport", "user_agent"]
@@ -181,8 +182,15 @@ class Transport:
         self._base_url = base_url
         # Built once as multidicts: aiohttp converts any other mapping on every request.
         self._headers = CIMultiDictProxy(CIMultiDict(headers))
+        # An owned session carries the client's headers as its defaults, which aiohttp
+        # copies in C; headers given with a request it merges in Python, every time. Not
+        # through a proxy: aiohttp adds the defaults to the proxy's headers too, and sends
+        # an Authorization among them to the proxy as Proxy-Authorization. A borrowed
+        # session's defaults are its owner's. Either way, the headers go with each request.
+        self._defaults = self._headers if session is None and proxy is None else None
+        self._sent = CIMultiDictProxy(CIMultiDict(() if self._defaults is not None else headers))
         self._json_headers = CIMultiDictProxy(
-            CIMultiDict({**headers, "Content-Type": "application/json"})
+            CIMultiDict({**self._sent, "Content-Type": "application/json"})
         )
         self._plain_headers = CIMultiDictProxy(
             CIMultiDict((k, v) for k, v in headers.items() if k.lower() != "authorization")
@@ -227,7 +235,9 @@ class Transport:
             # aiohttp's trust_env stays off: it would also read ~/.netrc, whose Basic
             # credentials clash with our Authorization header. The proxy comes from
             # _settings.env_proxy, chosen once for the base URL.
-            session = self._session = aiohttp.ClientSession(connector=connector, proxy=self._proxy)
+            session = self._session = aiohttp.ClientSession(
+                connector=connector, proxy=self._proxy, headers=self._defaults
+            )
             self._loop = loop
             self._closer = _close_with_its_loop(session)
             await self._closer.asend(None)
@@ -278,7 +288,7 @@ class Transport:
         # aiohttp's exceptions keep the request's headers (the Authorization header),
         # so none of them may become the __cause__ or __context__ of ours.
         data: object = request.body
-        headers = self._headers if request.body is None else self._json_headers
+        headers = self._sent if request.body is None else self._json_headers
         if request.upload is not None:
             data, headers = self._upload_body(request.upload)
         try:
@@ -348,44 +358,57 @@ class Transport:
         """GET ``url`` into ``request.sink``, following redirects the protocol allows.
 
         Credentials go only to the base URL's origin: a redirect to another host (a
-        presigned storage URL) is followed without the Authorization header.
+        presigned storage URL) is followed without the Authorization header, through a
+        session on the same connections without the owned session's default headers.
         """
         sink = request.sink
         assert sink is not None
-        headers = self._headers
-        for _ in range(_MAX_REDIRECTS + 1):
-            async with session.get(
-                url, headers=headers, timeout=timeout, allow_redirects=False
-            ) as resp:
-                if resp.status in _REDIRECTS:
+        headers = self._sent
+        async with contextlib.AsyncExitStack() as elsewhere:
+            for _ in range(_MAX_REDIRECTS + 1):
+                async with session.get(
+                    url, headers=headers, timeout=timeout, allow_redirects=False
+                ) as resp:
+                    if resp.status not in _REDIRECTS:
+                        return await self._into_sink(resp, sink)
                     location = resp.headers.get("Location")
                     resp.close()
-                    if not location:
-                        raise ResponseValidationError(
-                            f"HTTP {resp.status} redirect without a Location", body=""
+                if not location:
+                    raise ResponseValidationError(
+                        f"HTTP {resp.status} redirect without a Location", body=""
+                    )
+                url = redirect_target(url, location)
+                if headers is not self._plain_headers and not same_origin(url, self._base_url):
+                    headers = self._plain_headers
+                    if self._defaults is not None:  # they would go to the other host
+                        session = await elsewhere.enter_async_context(
+                            aiohttp.ClientSession(
+                                connector=session.connector,
+                                connector_owner=False,
+                                proxy=self._proxy,
+                            )
                         )
-                    url = redirect_target(url, location)
-                    if not same_origin(url, self._base_url):
-                        headers = self._plain_headers
-                    continue
-                if not 200 <= resp.status < 300:
-                    body = await _read_body(resp, self._max_response_bytes)
-                    return Response(resp.status, resp.headers, body)
-                length = resp.content_length
-                if length is not None and length > sink.max_bytes:
-                    raise _too_large(resp, sink.max_bytes)
-                sink.begin()
-                size = 0
-                async for chunk in resp.content.iter_chunked(CHUNK):
-                    size += len(chunk)
-                    if size > sink.max_bytes:
-                        raise _too_large(resp, sink.max_bytes)
-                    try:
-                        sink.write(chunk)
-                    except OSError as exc:
-                        raise _SinkFailed(exc) from None
-                return Response(resp.status, resp.headers, b"")
         raise ResponseValidationError(f"more than {_MAX_REDIRECTS} redirects", body="")
+
+    async def _into_sink(self, resp: aiohttp.ClientResponse, sink: Sink) -> Response:
+        """The last answer of a download: a 2xx body written to ``sink``, any other read."""
+        if not 200 <= resp.status < 300:
+            body = await _read_body(resp, self._max_response_bytes)
+            return Response(resp.status, resp.headers, body)
+        length = resp.content_length
+        if length is not None and length > sink.max_bytes:
+            raise _too_large(resp, sink.max_bytes)
+        sink.begin()
+        size = 0
+        async for chunk in resp.content.iter_chunked(CHUNK):
+            size += len(chunk)
+            if size > sink.max_bytes:
+                raise _too_large(resp, sink.max_bytes)
+            try:
+                sink.write(chunk)
+            except OSError as exc:
+                raise _SinkFailed(exc) from None
+        return Response(resp.status, resp.headers, b"")
 
     def _upload_body(self, upload: Upload) -> tuple[object, CIMultiDictProxy[str]]:
         """A body that reads ``upload`` from its start, chunk by chunk, and its headers."""
@@ -394,7 +417,7 @@ class Transport:
             for chunk in upload.chunks():
                 yield chunk
 
-        headers = CIMultiDict(self._headers)
+        headers = CIMultiDict(self._sent)
         headers["Content-Type"] = upload.media_type
         headers["Content-Length"] = str(upload.length)
         return chunks(), CIMultiDictProxy(headers)

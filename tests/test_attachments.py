@@ -6,6 +6,7 @@ import asyncio
 import io
 from pathlib import Path
 
+import aiohttp
 import pytest
 from fakes import KEY, FakeTime
 
@@ -155,6 +156,20 @@ async def test_download_to_a_path_follows_storage_without_the_key(
     assert not (tmp_path / "out.bin.part").exists()
     (download,) = [r for r in server.requests if r.route == "download_attachment"]
     assert download.authorized
+
+
+async def test_a_borrowed_session_follows_storage_without_the_key(
+    server: FakeDevinServer, tmp_path: Path
+) -> None:
+    async with (
+        aiohttp.ClientSession() as borrowed,
+        DevinClient(KEY, org_id=server.org_id, base_url=server.url, session=borrowed) as client,
+    ):
+        uploaded = await client.upload_attachment(b"data", name="d.bin")
+        await client.download_attachment(uploaded, tmp_path / "d.bin")
+    assert (tmp_path / "d.bin").read_bytes() == b"data"
+    assert server.files.storage_authorized == [False]
+    assert all(r.authorized for r in server.requests)
 
 
 async def test_download_a_session_attachment_to_a_file_object(

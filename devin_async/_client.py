@@ -59,8 +59,7 @@ _NOT_FIELDS = frozenset({"self", "prompt"})
 _NOT_FILTERS = frozenset({"self", "limit", "first", "after"})
 
 
-def _decode_session(body: bytes) -> Session:
-    return _convert.decode_session(body)
+_decode_session = _convert.decode_session
 
 
 def _transport_of(

@@ -574,6 +574,22 @@ class Governor:
 
     # ------------------------------------------------------------------ slots
 
+    def try_acquire(self) -> bool:
+        """Take a slot and count a start if nothing makes the caller wait, else nothing.
+
+        The uncontended case of ``acquire`` without its coroutine: call ``acquire`` when
+        this returns False.
+        """
+        slots = self._slots
+        if slots.free <= 0 or self._rate is not None:
+            return False
+        now = self._clock()
+        if now < self._paused_until:
+            return False
+        slots.free -= 1
+        self._count_start(now)
+        return True
+
     async def acquire(self) -> None:
         """Wait for an in-flight slot, then for the rate schedule and any pause."""
         slots = self._slots
@@ -588,6 +604,9 @@ class Governor:
             except BaseException:
                 self.release()
                 raise
+        self._count_start(now)
+
+    def _count_start(self, now: float) -> None:
         meter = self._meter
         if now - meter.window_start >= RATE_WINDOW:
             meter.roll(now)

@@ -88,7 +88,8 @@ class Sender:
         if self._closed:
             raise ClientClosedError("the DevinClient is closed; create a new one")
         governor, hooks = self.governor, self._hooks
-        await governor.acquire()
+        if not governor.try_acquire():
+            await governor.acquire()
         observed = hooks.active
         if observed:  # after the governor let it through: it is really being sent now
             hooks.emit(RequestSent(request.method, request.path, request.session_id))

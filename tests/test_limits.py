@@ -446,6 +446,26 @@ async def test_release_without_acquire_raises() -> None:
         governor.release()
 
 
+async def test_try_acquire_takes_a_slot_only_when_nothing_would_wait() -> None:
+    governor, fake, _ = make(max_in_flight=2)
+    assert governor.try_acquire()
+    assert governor.in_flight == 1
+    await governor.acquire()
+    assert not governor.try_acquire()  # no free slot: nothing is taken
+    assert governor.in_flight == 2
+    governor.release()
+    governor.release()
+    governor.on_rate_limited(5.0)  # a pause: the caller must wait in acquire()
+    assert not governor.try_acquire()
+    assert governor.in_flight == 0
+    await fake.advance(5.0)
+    assert governor.try_acquire()
+    governor.release()
+    capped, _, _ = make(requests_per_second=10)
+    assert not capped.try_acquire()  # a cap's schedule is kept by acquire() alone
+    assert capped.in_flight == 0
+
+
 # ------------------------------------------------------------------ rate
 
 

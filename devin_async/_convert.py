@@ -415,22 +415,17 @@ def _locate_field(value: object, tp: Any) -> _Invalid | None:
 
 # A session is first tried by msgspec, into a Struct derived from the model (``_wire``):
 # its field types take exactly the JSON the hooks above take (the scalars of
-# ``_SCALARS``, arrays only, objects only, an open enum as its string). The Struct then
-# becomes the model through its ``__init__``. A session dict goes through
-# ``msgspec.convert``; a session body is decoded straight from bytes, into a Struct that
-# also refuses any key the model lacks, since msgspec skips an unknown key without
-# checking its text. Whatever msgspec refuses (a bad value, an unknown key in a body, a
-# body only the stdlib parses) goes the cattrs way, which returns or raises as always:
-# the msgspec way only ever gives what the cattrs way gives for the same JSON.
+# ``_SCALARS``, arrays only, objects only), except that an open enum takes only its
+# known values, as members: a new value is refused, so it is kept as its string the
+# cattrs way. The Struct then becomes the model through its ``__init__``. A session
+# dict goes through ``msgspec.convert``; a session body is decoded straight from bytes,
+# into a Struct that also refuses any key the model lacks, since msgspec skips an
+# unknown key without checking its text. Whatever msgspec refuses (a bad value, an
+# unknown key in a body, a body only the stdlib parses) goes the cattrs way, which
+# returns or raises as always: the msgspec way only ever gives what the cattrs way gives
+# for the same JSON.
 
 Fix = Callable[[Any], Any]
-
-
-class _Members(dict[object, object]):
-    """An open enum's members by value; any other value (a new string, None) is itself."""
-
-    def __missing__(self, key: object) -> object:
-        return key
 
 
 def _fixed_nullable(fix: Fix) -> Fix:
@@ -454,8 +449,7 @@ def _wire(tp: Any, *, forbid: bool = True) -> tuple[Any, Fix | None]:
         return Union[_SCALARS[tp][1]], None  # noqa: UP007 - built from the tuple
     enum = _open_enum_of(tp)
     if enum is not None:
-        nullable = type(None) in get_args(tp)
-        return (str | None if nullable else str), _Members(enum._value2member_map_).__getitem__
+        return (enum | None if type(None) in get_args(tp) else enum), None
     inner = _optional_of(tp)
     if inner is not None:
         wire, fix = _wire(inner, forbid=forbid)

@@ -273,8 +273,16 @@ def _about(method: str, scope: Scope, session_id: str, suffix: str = "", **field
 
 def get_session(scope: Scope, session_id: str) -> Request:
     """Build ``GET .../sessions/{devin_id}``."""
+    if type(session_id) is not str:
+        session_id = normalize_session_id(session_id)
+    return _get_session(scope.sessions_path, session_id)
+
+
+@functools.lru_cache(maxsize=4096)
+def _get_session(sessions_path: str, session_id: str) -> Request:
+    """``get_session`` of a plain str, built once: bots poll the same sessions again."""
     session_id = normalize_session_id(session_id)
-    return Request("GET", f"{scope.sessions_path}/{session_id}", session_id=session_id)
+    return Request("GET", f"{sessions_path}/{session_id}", session_id=session_id)
 
 
 def encode_query(params: Mapping[str, object]) -> tuple[tuple[str, str], ...]:

@@ -1021,3 +1021,16 @@ def test_a_str_subclass_id_is_normalized_as_a_plain_str() -> None:
     assert type(normalized) is str
     with pytest.raises(ValueError, match="invalid session id"):
         normalize_session_id(Loud("a/b"))
+
+
+def test_get_session_of_a_str_subclass_builds_from_a_plain_str() -> None:
+    class Loud(str):
+        def __hash__(self) -> int:
+            raise AssertionError("the id's own hash must not be used")
+
+    request = get_session(Scope("org-1"), Loud("abc"))
+    assert request == get_session(Scope("org-1"), "abc")
+    assert type(request.session_id) is str
+    assert type(request.path) is str
+    with pytest.raises(TypeError, match="must be a str"):
+        get_session(Scope("org-1"), 7)  # type: ignore[arg-type]

@@ -301,7 +301,7 @@ def report(result: Result) -> str:
     out = [table(headers, rows, head), ""]
     devin_raw = _paired(result, DEVIN, RAW)
     if devin_raw:
-        out.append("devin / raw aiohttp : " + verdict(devin_raw, 1.15, below=True))
+        out.append("devin / raw aiohttp : " + verdict(devin_raw, 1.10, below=True))
     httpx_devin = _paired(result, HTTPX, DEVIN)
     if httpx_devin:
         out.append("httpx / devin       : " + verdict(httpx_devin, 5.0, below=False))

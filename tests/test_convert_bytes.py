@@ -246,6 +246,7 @@ def test_a_new_enum_value_is_kept_as_its_string_the_cattrs_way() -> None:
     body = json.dumps({**data, "tags": ["t"], "status_detail": "pondering"}).encode()
     session = decode_session(body)
     assert (session.status, session.status_detail) == ("hibernating", "pondering")
-    assert type(session.status) is str and type(session.status_detail) is str
+    assert type(session.status) is str
+    assert type(session.status_detail) is str
     known = decode_session(body.replace(b"hibernating", b"running"))
     assert known.status is SessionStatus.RUNNING

@@ -156,8 +156,9 @@ class SyncDevinClient(Configured):
     same name, with the same arguments, results and exceptions, and the iterators
     (``list_sessions``, ``watch_session``, ``as_completed``, ...) are plain iterators.
     Use ``with SyncDevinClient() as devin:`` or call ``close()``. It may be shared by
-    threads. Hooks are called in the client's thread. ``session=`` cannot be used: an
-    aiohttp session belongs to the loop that made it.
+    threads. Hooks are called in the client's thread, and a hook that calls the client
+    gets a ``RuntimeError`` (the call would wait for that very thread). ``session=``
+    cannot be used: an aiohttp session belongs to the loop that made it.
 
     Raises:
         ConfigurationError: as ``DevinClient`` does.
@@ -194,9 +195,10 @@ class SyncDevinClient(Configured):
 
         Closing again does nothing.
         """
-        portal, self._portal = self._portal, None
-        if portal is None:
+        if self._portal is None:
             return
+        self._refuse_own_thread()
+        portal, self._portal = self._portal, None
         with self._stack:  # then stops the portal and joins its thread
             portal.call(self._client.aclose)
 
@@ -220,6 +222,7 @@ class SyncDevinClient(Configured):
         portal = self._portal
         if portal is None:
             raise _closed()
+        self._refuse_own_thread()
         running = _Call(call)
         try:
             return portal.start_task_soon(running.run).result()
@@ -232,6 +235,14 @@ class SyncDevinClient(Configured):
                 portal.call(running.cancel)
                 running.ended.wait()
             raise
+
+    def _refuse_own_thread(self) -> None:
+        """Raise if called in the client's own thread, which would wait for itself."""
+        if threading.get_ident() == self._loop_thread:
+            raise RuntimeError(
+                "a SyncDevinClient cannot be called from the thread its hooks run in; "
+                "call it from another thread, or hand the work to one"
+            )
 
     def _pull(self, source: _Closing[T]) -> Generator[T, None, None]:
         """Iterate over ``source`` one item per portal call; close it when this ends."""

@@ -206,6 +206,29 @@ def test_hooks_are_added_and_removed_in_the_clients_thread(
         devin.add_hook(hook)
 
 
+def test_a_hook_calling_the_client_gets_a_clear_error_and_nothing_breaks(
+    devin: SyncDevinClient,
+) -> None:
+    raised: list[BaseException] = []
+
+    def hook(event: Event) -> None:
+        if isinstance(event, RequestSent):
+            for call in (lambda: devin.get_tags(event.session_id or ""), devin.close):
+                try:
+                    call()
+                except RuntimeError as exc:
+                    raised.append(exc)
+
+    session_id = devin.create_session("Hooked").session_id
+    devin.add_hook(hook)
+    devin.get_session(session_id)
+    assert len(raised) == 2
+    assert all("from the thread its hooks run in" in str(exc) for exc in raised)
+    assert not devin.closed  # the close() refused in the hook left the client working
+    devin.remove_hook(hook)
+    assert devin.get_session(session_id).session_id == session_id
+
+
 def test_close_twice_and_use_after_close(fake_devin: ThreadedFakeDevin) -> None:
     devin = SyncDevinClient(fake_devin.api_key, org_id=fake_devin.org_id, base_url=fake_devin.url)
     fake_devin.queue_timeline(NEVER_SETTLES)

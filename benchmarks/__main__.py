@@ -1,9 +1,10 @@
 """Run the benchmarks and print plain-text tables: ``python -m benchmarks`` (``make bench``).
 
-    python -m benchmarks                    # all but profile, about 8 minutes
+    python -m benchmarks                    # all but the two below, about 8 minutes
     python -m benchmarks --quick            # smoke run, about 20 seconds
     python -m benchmarks --only decode      # one benchmark (repeatable)
     python -m benchmarks --only profile     # cProfile split of get_session vs raw aiohttp
+    python -m benchmarks --only instructions  # instructions per GET, by valgrind
     python -m benchmarks --only governor    # the 429 governor: 5 scenarios x 60 s + plot
     python -m benchmarks --only plugin_import  # what loading the pytest plugin costs
 
@@ -28,6 +29,7 @@ from . import (
     bench_get_session,
     bench_governor,
     bench_plugin_import,
+    count_get_session,
     profile_get_session,
 )
 
@@ -68,6 +70,10 @@ def _profile(quick: bool) -> str:
     return profile_get_session.run(requests=1_000 if quick else 5_000)
 
 
+def _instructions(quick: bool) -> str:
+    return count_get_session.run(100, 600) if quick else count_get_session.run()
+
+
 BENCHMARKS: dict[str, Callable[[bool], str]] = {
     "get_session": _get_session,
     "fanout": _fanout,
@@ -76,6 +82,7 @@ BENCHMARKS: dict[str, Callable[[bool], str]] = {
     "governor": _governor,
     "plugin_import": _plugin_import,
     "profile": _profile,
+    "instructions": _instructions,
 }
 
 

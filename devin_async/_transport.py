@@ -186,7 +186,7 @@ class Transport:
         # copies in C; headers given with a request it merges in Python, every time. Not
         # through a proxy: aiohttp adds the defaults to the proxy's headers too, and sends
         # an Authorization among them to the proxy as Proxy-Authorization. A borrowed
-        # session's defaults are its owner's. Either way, the headers go with each request.
+        # session's defaults are its owner's. Either way, every request carries them.
         self._defaults = self._headers if session is None and proxy is None else None
         self._sent = CIMultiDictProxy(CIMultiDict(() if self._defaults is not None else headers))
         self._json_headers = CIMultiDictProxy(

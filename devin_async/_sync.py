@@ -195,10 +195,11 @@ class SyncDevinClient(Configured):
 
         Closing again does nothing.
         """
-        if self._portal is None:
-            return
-        self._refuse_own_thread()
+        if self._portal is not None:
+            self._refuse_own_thread()  # before it is dropped: that thread cannot stop itself
         portal, self._portal = self._portal, None
+        if portal is None:
+            return
         with self._stack:  # then stops the portal and joins its thread
             portal.call(self._client.aclose)
 

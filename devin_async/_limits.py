@@ -461,9 +461,10 @@ class Slots:
 class Governor:
     """Bound the concurrency and the start rate of every request of one client.
 
-    Call ``await acquire()`` before a request and ``release()`` after it (in a
-    ``finally``), then ``on_success()`` or ``on_rate_limited(retry_after)`` with its
-    outcome. See the module docstring for the rules.
+    Call ``await acquire()`` (or first ``try_acquire()``) before a request and
+    ``release()`` after it (in a ``finally``), then ``on_success()`` or
+    ``on_rate_limited(retry_after)`` with its outcome. See the module docstring for the
+    rules.
 
     Args:
         requests_per_second: the cap, requests/second; None for no fixed cap (only the

@@ -181,14 +181,14 @@ class Transport:
             )
         self._base_url = base_url
         # Built once as multidicts: aiohttp converts any other mapping on every request.
-        self._headers = CIMultiDictProxy(CIMultiDict(headers))
+        every = CIMultiDictProxy(CIMultiDict(headers))
         # An owned session carries the client's headers as its defaults, which aiohttp
         # copies in C; headers given with a request it merges in Python, every time. Not
         # through a proxy: aiohttp adds the defaults to the proxy's headers too, and sends
         # an Authorization among them to the proxy as Proxy-Authorization. A borrowed
         # session's defaults are its owner's. Either way, every request carries them.
-        self._defaults = self._headers if session is None and proxy is None else None
-        self._sent = CIMultiDictProxy(CIMultiDict(() if self._defaults is not None else headers))
+        self._defaults = every if session is None and proxy is None else None
+        self._sent = every if self._defaults is None else CIMultiDictProxy(CIMultiDict[str]())
         self._json_headers = CIMultiDictProxy(
             CIMultiDict({**self._sent, "Content-Type": "application/json"})
         )

@@ -4,10 +4,10 @@ On demand (``python -m benchmarks --only instructions``), not part of the defaul
 skipped when valgrind is not installed. The CPU-time benchmark moves by a few percent
 between runs on a shared VM, which is as much as one change to the request path is
 worth; an instruction count does not move. Each variant of ``bench_get_session`` runs
-in a child process under ``valgrind --tool=callgrind``, once with ``LOW`` and once with
-``HIGH`` requests after the same warm-up, against the canned server (outside valgrind);
-the difference divided by ``HIGH - LOW`` is the count per request, with start-up and
-imports cancelled out.
+in a child process under ``valgrind --tool=callgrind``, once with ``low`` and once with
+``high`` requests (200 and 1,200) after the same warm-up, against the canned server
+(outside valgrind); the difference divided by ``high - low`` is the count per request,
+with start-up and imports cancelled out.
 
 A count is not a cost: CPU time also pays for cache misses and mispredicted branches,
 and the library's Python code takes more of them per instruction than aiohttp's hot

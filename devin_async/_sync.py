@@ -237,9 +237,13 @@ class SyncDevinClient(Configured):
                 running.ended.wait()
             raise
 
+    def _in_own_thread(self) -> bool:
+        """Whether the caller runs in the client's own thread (a hook, a collection)."""
+        return threading.get_ident() == self._loop_thread
+
     def _refuse_own_thread(self) -> None:
         """Raise if called in the client's own thread, which would wait for itself."""
-        if threading.get_ident() == self._loop_thread:
+        if self._in_own_thread():
             raise RuntimeError(
                 "a SyncDevinClient cannot be called from the thread its hooks run in; "
                 "call it from another thread, or hand the work to one"
@@ -253,7 +257,7 @@ class SyncDevinClient(Configured):
         finally:
             # A closed client ended its waits already; the portal's own thread (a
             # collection that ran there) cannot wait for it, and the loop finalizes it.
-            if not self.closed and threading.get_ident() != self._loop_thread:
+            if not self.closed and not self._in_own_thread():
                 self._run(source.aclose)
 
     # ------------------------------------------------------------------ hooks
